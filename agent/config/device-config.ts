@@ -1,0 +1,130 @@
+/**
+ * The device config: the one contract between the module (which writes it into a Secret per
+ * device) and the agent (which reads it from that Secret or from a local file). The TypeScript
+ * type is inferred from the schema, so the two can never drift apart.
+ *
+ * This file must stay free of pepr, Kubernetes and AWS imports: it is bundled into both programs.
+ */
+import { z } from "zod";
+
+export const DEVICE_CONFIG_VERSION = 1;
+/** Key of the config JSON inside the device config Secret. */
+export const DEVICE_CONFIG_KEY = "config.json";
+export const DEFAULT_SYNC_INTERVAL_SECONDS = 15;
+
+/** The Secret that holds the config of device `name` (in the device's namespace). */
+export function deviceConfigSecretName(deviceName: string): string {
+  return `${deviceName}-data-upload`;
+}
+
+/**
+ * Why a data path would escape its directory, or undefined when it is a clean relative path.
+ * Shared by admission (EdgeWorkload spec.data.paths) and by this schema.
+ */
+export function relativePathProblem(path: string): string | undefined {
+  if (path.length === 0) return "must not be empty";
+  if (path.startsWith("/")) return "must be relative, not absolute";
+  if (path.includes("\\")) return "must use / as separator";
+  if (path.includes("\0")) return "must not contain NUL";
+  if (path.split("/").some(segment => segment === "..")) return "must not contain '..'";
+  return undefined;
+}
+
+const relativePath = z.string().superRefine((path, ctx) => {
+  const problem = relativePathProblem(path);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
+
+/** True when text holds at least one PEM certificate and nothing but PEM blocks and blank space. */
+export function isPemCertificateBundle(text: string): boolean {
+  if (!PEM_CERTIFICATE.test(text)) return false;
+  const rest = text.replace(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g, "");
+  return rest.trim() === "";
+}
+
+export const storageSchema = z.strictObject({
+  /** Where the storage came from: an ObjectBucketClaim (OCS) or the user's ConfigMap + Secret. */
+  kind: z.enum(["ocs", "external"]),
+  /** Scheme, host and port, e.g. https://s3.example.com:443. */
+  endpoint: z.string().refine(value => /^https?:\/\/[^/\s?#]+\/?$/.test(value), {
+    message: "must be http(s)://host[:port] with no path",
+  }),
+  bucket: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$/, "must be an S3 bucket name"),
+  region: z.string().min(1),
+  accessKeyId: z.string().min(1),
+  secretAccessKey: z.string().min(1),
+  /** PEM bundle trusted in addition to the system CAs. */
+  caBundle: z
+    .string()
+    .refine(isPemCertificateBundle, { message: "must be PEM certificates" })
+    .optional(),
+  /** Path-style addressing (bucket in the path): what S3-compatible servers need. */
+  forcePathStyle: z.boolean().default(true),
+});
+
+export const dataPathSchema = z.strictObject({
+  /** Directory under the workload's /export. */
+  source: relativePath,
+  /** Key prefix in the bucket. */
+  target: relativePath,
+});
+
+export const workloadSchema = z.strictObject({
+  name: z.string().min(1),
+  paths: z.array(dataPathSchema),
+});
+
+export const deviceConfigSchema = z.strictObject({
+  version: z.literal(DEVICE_CONFIG_VERSION),
+  device: z.strictObject({ namespace: z.string().min(1), name: z.string().min(1) }),
+  /** null: no storage is configured; the agent waits. */
+  storage: storageSchema.nullable(),
+  workloads: z.array(workloadSchema),
+  syncIntervalSeconds: z.number().int().min(1).max(86400).default(DEFAULT_SYNC_INTERVAL_SECONDS),
+});
+
+export type DeviceConfig = z.infer<typeof deviceConfigSchema>;
+export type DeviceConfigInput = z.input<typeof deviceConfigSchema>;
+export type Storage = z.infer<typeof storageSchema>;
+export type DataPath = z.infer<typeof dataPathSchema>;
+export type WorkloadPaths = z.infer<typeof workloadSchema>;
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** `workloads[0].paths[1].source` from zod's path array. */
+function fieldName(path: ReadonlyArray<PropertyKey>): string {
+  return path
+    .map((part, i) => (typeof part === "number" ? `[${part}]` : `${i ? "." : ""}${String(part)}`))
+    .join("");
+}
+
+/**
+ * Validates a config object. The error names every bad field, and never echoes a value
+ * (a value may be a credential).
+ */
+export function parseDeviceConfig(input: unknown): Parsed<DeviceConfig> {
+  const result = deviceConfigSchema.safeParse(input);
+  if (result.success) return { ok: true, value: result.data };
+  const problems = result.error.issues.map(issue => {
+    const field = fieldName(issue.path) || "(config)";
+    return `${field}: ${issue.message}`;
+  });
+  return { ok: false, error: problems.join("; ") };
+}
+
+/** Parses the JSON text of a config (a file, or the Secret's config.json). */
+export function parseDeviceConfigJson(text: string): Parsed<DeviceConfig> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    // V8's message quotes the input, which may hold a credential: keep only the position.
+    const position = /position (\d+)/.exec((err as Error).message)?.[1];
+    return { ok: false, error: `not valid JSON${position ? ` (at position ${position})` : ""}` };
+  }
+  return parseDeviceConfig(json);
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The test command (`npm test`): static checks, unit tests, then integration tests against the
+# local cluster and S3 server, which it starts if they are not running and stops again after.
+# Ends with one line "N passed, N failed": each static check counts as one test; uvu suites
+# count their own tests (a suite that crashes without a summary counts as one failure).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. hack/lib.sh
+
+passed=0
+failed=0
+report=()
+strip_ansi() { sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+
+# check NAME CMD...: one static check, one test.
+check() {
+  local name=$1; shift
+  echo "== $name" >&2
+  if "$@"; then
+    passed=$((passed + 1)); report+=("ok      $name")
+  else
+    failed=$((failed + 1)); report+=("FAILED  $name")
+  fi
+}
+
+# suite NAME DIR: one uvu run over DIR, counted from uvu's own summary.
+suite() {
+  local name=$1 dir=$2 out rc total ok skipped bad
+  echo "== $name ($dir)" >&2
+  out=$(mktemp)
+  timeout --kill-after=30 "${SUITE_TIMEOUT:-1800}" npx --no-install uvu -r tsx "$dir" 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  total=$(strip_ansi <"$out" | sed -n 's/^ *Total: *\([0-9]*\).*/\1/p' | tail -n1)
+  ok=$(strip_ansi <"$out" | sed -n 's/^ *Passed: *\([0-9]*\).*/\1/p' | tail -n1)
+  skipped=$(strip_ansi <"$out" | sed -n 's/^ *Skipped: *\([0-9]*\).*/\1/p' | tail -n1)
+  rm -f "$out"
+  if [ -z "$total" ]; then
+    total=1; ok=0; skipped=0
+    echo "[test] $name ended without a summary (exit $rc): counted as one failure" >&2
+  fi
+  bad=$((total - ok - ${skipped:-0}))
+  if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi # e.g. a hook threw after the tests
+  passed=$((passed + ok)); failed=$((failed + bad))
+  report+=("$([ "$bad" -eq 0 ] && echo "ok    " || echo "FAILED") $name: $ok passed, $bad failed")
+  return "$bad"
+}
+
+show_server_logs() {
+  local log
+  for log in "$LOG_DIR"/{etcd,kube-apiserver,kube-controller-manager,s3,s3-tls}.log; do
+    [ -f "$log" ] || continue
+    echo "---- last lines of $log" >&2
+    tail -n 20 "$log" >&2
+  done
+}
+
+# Install what the tests need: npm packages when the lockfile changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "== npm ci" >&2
+  npm ci --no-audit --no-fund >&2 || { echo "0 passed, 1 failed"; exit 1; }
+fi
+
+export LOG_LEVEL=${LOG_LEVEL:-silent}
+check "eslint" npx --no-install eslint .
+check "prettier" npx --no-install prettier --check --log-level warn .
+check "typecheck" npx --no-install tsc --noEmit -p tsconfig.json
+check "pepr build" bash hack/build-module.sh
+suite "unit tests" test/unit
+
+# Services: start what is not running, stop exactly that on exit.
+started=()
+for name in etcd kube-apiserver kube-controller-manager s3 s3-tls; do running "$name" || started+=("$name"); done
+cleanup() {
+  [ ${#started[@]} -eq 0 ] || hack/down.sh "${started[@]}"
+  started=()
+}
+trap cleanup EXIT
+echo "== starting local cluster and S3 server (hack/up.sh)" >&2
+if env_lines=$(hack/up.sh); then
+  eval "$env_lines"
+  suite "integration tests" test/integration || show_server_logs
+else
+  failed=$((failed + 1)); report+=("FAILED  hack/up.sh (integration tests not run)")
+  show_server_logs
+fi
+
+cleanup
+echo >&2
+printf '%s\n' "${report[@]}" >&2
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,143 @@
+/**
+ * The CRDs against the real API server: they apply and become established; an EdgeDevice
+ * round-trips through kubectl and through kubernetes-fluent-client; objects that break the
+ * schema are refused with the field named; the printer columns show status.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { K8s } from "kubernetes-fluent-client";
+import { EdgeDevice } from "../../capabilities/generated/edgedevice-v1alpha1";
+import { kubectl, kubectlJson, kubectlOk } from "../support/kubectl";
+import { uniqueName } from "../support/names";
+
+const ns = uniqueName("crds");
+
+test.before(() => {
+  kubectlOk(["apply", "-f", "manifests/crds/"]);
+  kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "-f", "manifests/crds/"]);
+  kubectlOk(["create", "namespace", ns]);
+});
+
+test.after(() => {
+  kubectl(["delete", "namespace", ns, "--wait=false"]);
+});
+
+test("the three CRDs are served", () => {
+  const resources = kubectlOk(["api-resources", "-o", "name"]);
+  for (const name of [
+    "edgedevices.management.project-flotta.io",
+    "edgeworkloads.management.project-flotta.io",
+    "objectbucketclaims.objectbucket.io",
+  ]) {
+    assert.ok(resources.split("\n").includes(name), `${name} is not served`);
+  }
+});
+
+test("an EdgeDevice round-trips through kubectl", () => {
+  kubectlOk(["apply", "-n", ns, "-f", "-"], {
+    input: `
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeDevice
+metadata:
+  name: camera-1
+  labels: { dc: home }
+spec:
+  requestTime: "2021-10-19T18:13:04Z"
+  storage:
+    s3: { configMapName: s3configmap-name, secretName: s3secret-name }
+`,
+  });
+  const device = kubectlJson<EdgeDevice>(["get", "-n", ns, "edgedevice", "camera-1"]);
+  assert.equal(device.spec, {
+    requestTime: "2021-10-19T18:13:04Z",
+    storage: { s3: { configMapName: "s3configmap-name", secretName: "s3secret-name" } },
+  });
+  assert.is(device.metadata?.labels?.dc, "home");
+});
+
+test("an EdgeDevice round-trips through kubernetes-fluent-client, status included", async () => {
+  await K8s(EdgeDevice).Apply({
+    metadata: { name: "camera-2", namespace: ns },
+    spec: { storage: { s3: { createOBC: true } } },
+  });
+  await K8s(EdgeDevice).PatchStatus({
+    metadata: { name: "camera-2", namespace: ns },
+    status: {
+      storage: { kind: "ocs", bucket: "camera-2-bucket" },
+      dataUpload: { lastUploadTime: "2026-11-25T10:00:00Z", filesSent: 3, bytesSent: 1024 },
+    },
+  });
+  const device = await K8s(EdgeDevice).InNamespace(ns).Get("camera-2");
+  assert.is(device.spec?.storage?.s3?.createOBC, true);
+  assert.is(device.status?.storage?.bucket, "camera-2-bucket");
+  assert.is(device.status?.dataUpload?.filesSent, 3);
+
+  const table = kubectlOk(["get", "-n", ns, "edgedevice", "camera-2"]);
+  const [header, row] = table.trim().split("\n");
+  assert.match(header, /^NAME\s+STORAGE\s+BUCKET\s+READY\s+LAST UPLOAD\s+AGE$/);
+  assert.match(row, /^camera-2\s+ocs\s+camera-2-bucket\s+/);
+});
+
+function applyRejected(yaml: string): string {
+  const result = kubectl(["apply", "-n", ns, "-f", "-"], { input: yaml });
+  assert.is.not(result.status, 0, "the API server accepted an object that breaks the schema");
+  return result.stderr;
+}
+
+test("an EdgeDevice that breaks the schema is refused with the field named", () => {
+  const stderr = applyRejected(`
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeDevice
+metadata: { name: bad-device }
+spec:
+  storage:
+    s3: { createOBC: "yes" }
+`);
+  assert.match(stderr, /spec\.storage\.s3\.createOBC/);
+});
+
+test("an EdgeWorkload that breaks the schema is refused with the field named", () => {
+  const noType = applyRejected(`
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeWorkload
+metadata: { name: no-type }
+spec:
+  device: camera-1
+`);
+  assert.match(noType, /spec\.type: Required value/);
+
+  const noTarget = applyRejected(`
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeWorkload
+metadata: { name: no-target }
+spec:
+  type: pod
+  data:
+    paths:
+      - source: stats
+`);
+  assert.match(noTarget, /spec\.data\.paths\[0\]\.target: Required value/);
+
+  const wrongType = applyRejected(`
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeWorkload
+metadata: { name: wrong-type }
+spec:
+  type: vm
+`);
+  assert.match(wrongType, /spec\.type: Unsupported value: "vm"/);
+});
+
+test("the seed's os-stats EdgeWorkload is accepted as written", () => {
+  kubectlOk(["apply", "-n", ns, "-f", "manifests/samples/os-stats-workload.yaml"]);
+  const workload = kubectlJson<{ spec: { data: { paths: unknown[] } } }>([
+    "get",
+    "-n",
+    ns,
+    "edgeworkload",
+    "os-stats",
+  ]);
+  assert.equal(workload.spec.data.paths, [{ source: "stats", target: "statistics" }]);
+});
+
+test.run();

@@ -1,0 +1,119 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import {
+  DeviceConfigInput,
+  parseDeviceConfig,
+  parseDeviceConfigJson,
+  relativePathProblem,
+} from "../../agent/config/device-config";
+
+const CA = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----\n";
+
+function valid(): DeviceConfigInput {
+  return {
+    version: 1,
+    device: { namespace: "edge", name: "camera-1" },
+    storage: {
+      kind: "external",
+      endpoint: "https://s3.example.com:443",
+      bucket: "device-bucket-6",
+      region: "us-east-1",
+      accessKeyId: "AKIDEXAMPLE",
+      secretAccessKey: "wJalrXUtnFEMI/K7MDENG",
+      caBundle: CA,
+    },
+    workloads: [{ name: "os-stats", paths: [{ source: "stats", target: "statistics" }] }],
+  };
+}
+
+function errorOf(input: unknown): string {
+  const parsed = parseDeviceConfig(input);
+  assert.not.ok(parsed.ok, "config should be rejected");
+  return parsed.ok ? "" : parsed.error;
+}
+
+test("a complete config parses, with defaults filled in", () => {
+  const parsed = parseDeviceConfig(valid());
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  assert.is(parsed.value.syncIntervalSeconds, 15);
+  assert.is(parsed.value.storage?.forcePathStyle, true);
+  assert.is(parsed.value.workloads[0].paths[0].target, "statistics");
+});
+
+test("no storage is a valid config (the agent waits)", () => {
+  const parsed = parseDeviceConfig({ ...valid(), storage: null });
+  assert.ok(parsed.ok);
+});
+
+test("a missing field is named", () => {
+  const config = valid() as Record<string, unknown>;
+  delete config.workloads;
+  assert.match(errorOf(config), /^workloads: /);
+});
+
+test("a nested bad field is named with its index", () => {
+  const config = valid();
+  config.workloads[0].paths.push({ source: "../etc", target: "x" });
+  assert.match(errorOf(config), /workloads\[0\]\.paths\[1\]\.source: must not contain '\.\.'/);
+});
+
+test("every bad field is reported, not only the first", () => {
+  const config = valid();
+  config.storage!.endpoint = "s3.example.com";
+  config.storage!.bucket = "";
+  const error = errorOf(config);
+  assert.match(error, /storage\.endpoint: must be http\(s\):\/\/host\[:port\]/);
+  assert.match(error, /storage\.bucket: must be an S3 bucket name/);
+});
+
+test("unknown fields are rejected (a typo is not silently ignored)", () => {
+  assert.match(errorOf({ ...valid(), syncInterval: 5 }), /syncInterval/);
+});
+
+test("a CA bundle that is not PEM is rejected", () => {
+  const config = valid();
+  config.storage!.caBundle = "not a certificate";
+  assert.match(errorOf(config), /storage\.caBundle: must be PEM certificates/);
+});
+
+test("a wrong version is rejected", () => {
+  assert.match(errorOf({ ...valid(), version: 2 }), /^version: /);
+});
+
+test("sync interval must be a positive whole number of seconds", () => {
+  assert.match(errorOf({ ...valid(), syncIntervalSeconds: 0 }), /syncIntervalSeconds/);
+  assert.match(errorOf({ ...valid(), syncIntervalSeconds: 1.5 }), /syncIntervalSeconds/);
+});
+
+test("errors never echo a credential", () => {
+  const config = valid();
+  config.storage!.secretAccessKey = 42 as unknown as string;
+  config.storage!.accessKeyId = "";
+  const error = errorOf(config);
+  assert.match(error, /storage\.secretAccessKey/);
+  assert.not.match(error, /42/);
+  const json = parseDeviceConfigJson('{"storage": {"secretAccessKey": TOPSECRET}}');
+  assert.not.ok(json.ok);
+  if (!json.ok) assert.not.match(json.error, /TOPSECRET/);
+});
+
+test("JSON text parses through the same schema", () => {
+  const parsed = parseDeviceConfigJson(JSON.stringify(valid()));
+  assert.ok(parsed.ok);
+  const broken = parseDeviceConfigJson("{");
+  assert.not.ok(broken.ok);
+  if (!broken.ok) assert.match(broken.error, /^not valid JSON/);
+});
+
+test("relative path rules", () => {
+  assert.is(relativePathProblem("stats"), undefined);
+  assert.is(relativePathProblem("a/b/c"), undefined);
+  assert.is(relativePathProblem("a..b"), undefined);
+  assert.is(relativePathProblem(""), "must not be empty");
+  assert.is(relativePathProblem("/abs"), "must be relative, not absolute");
+  assert.is(relativePathProblem("a/../b"), "must not contain '..'");
+  assert.is(relativePathProblem(".."), "must not contain '..'");
+});
+
+test.run();
