@@ -39,7 +39,7 @@ run_build() {
 build_kubernetes() {
   local v=$K8S_VERSION minor=${K8S_VERSION#1.}; minor=${minor%%.*}
   have "kube-apiserver-$v" && have "kube-controller-manager-$v" && have "kubectl-$v" && return 0
-  say "building kube-apiserver, kube-controller-manager and kubectl $v (cold: about 15-25 min on 2 cores)"
+  say "building kube-apiserver, kube-controller-manager and kubectl $v (cold: about 5-8 min on 2 cores)"
   local dir=$EDGE_CACHE/src/kubernetes-$v
   rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
   run_build kubernetes go mod init local/k8sbins

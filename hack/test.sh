@@ -61,6 +61,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 export LOG_LEVEL=${LOG_LEVEL:-silent}
+# The SDK's notice that its 2027 releases need Node 22; ours is pinned.
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 check "eslint" npx --no-install eslint .
 check "prettier" npx --no-install prettier --check --log-level warn .
 check "typecheck" npx --no-install tsc --noEmit -p tsconfig.json

@@ -1,0 +1,237 @@
+/**
+ * The agent's loop: keep the config current, keep one destination open for the config's
+ * storage, run a sync pass every interval (and at once when the config changes), report.
+ *
+ * A storage switch opens the new destination with its own index: an empty bucket gets every
+ * file, a bucket that already holds them gets none. Failures never end the loop: a pass whose
+ * destination fails backs off (doubling, up to 5 minutes, with jitter) and tries again.
+ */
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { DeviceConfig, Storage } from "./config/device-config";
+import type { ConfigHolder } from "./config/sources";
+import type { DeviceApi, DeviceRef } from "./kube/client";
+import { registerSecret } from "./log";
+import { createS3Client } from "./s3/client";
+import { buildDataUploadStatus } from "./status";
+import {
+  DestinationSync,
+  describeError,
+  type Logger,
+  type PassReport,
+  type SyncSettings,
+} from "./sync/engine";
+import { IndexStore } from "./sync/index-store";
+
+export interface AgentSettings extends SyncSettings {
+  stateDir: string;
+  /** Overrides the config's syncIntervalSeconds when set. */
+  intervalSeconds?: number;
+  configPollSeconds: number;
+}
+
+export interface Reporting {
+  api: DeviceApi;
+  device: DeviceRef;
+}
+
+export type PassOutcome =
+  | { state: "synced"; report: PassReport }
+  | { state: "waiting"; reason: string }
+  | { state: "failed"; reason: string };
+
+const storageIdentity = (s: Storage) =>
+  JSON.stringify([
+    s.endpoint,
+    s.bucket,
+    s.region,
+    s.accessKeyId,
+    s.secretAccessKey,
+    s.caBundle,
+    s.forcePathStyle,
+  ]);
+
+export class Agent {
+  private open?: { identity: string; client: S3Client; sync: DestinationSync };
+  private lastReport?: { at: number; text: string };
+  private readonly store: IndexStore;
+
+  constructor(
+    private readonly settings: AgentSettings,
+    private readonly config: ConfigHolder,
+    private readonly log: Logger,
+    private readonly reporting?: Reporting,
+  ) {
+    this.store = new IndexStore(settings.stateDir);
+  }
+
+  /** Reads the config source; logs what changed or why a new config was refused. */
+  async refreshConfig(): Promise<boolean> {
+    const update = await this.config.refresh();
+    if (update.kind === "refused") {
+      if (!update.repeated) {
+        const keeping = this.config.current
+          ? "keeping the last good config"
+          : "waiting for a valid config";
+        this.log.warn(`config not usable: ${keeping}`, { reason: update.reason });
+      }
+      return false;
+    }
+    if (update.kind === "none") return false;
+    const { storage, workloads } = update.config;
+    registerSecret(storage?.accessKeyId, storage?.secretAccessKey);
+    this.log.info("config loaded", {
+      storage: storage
+        ? { kind: storage.kind, endpoint: storage.endpoint, bucket: storage.bucket }
+        : null,
+      workloads: workloads.map(w => ({ name: w.name, paths: w.paths.length })),
+    });
+    return true;
+  }
+
+  private async destinationFor(storage: Storage): Promise<DestinationSync> {
+    const identity = storageIdentity(storage);
+    if (this.open?.identity === identity) return this.open.sync;
+    this.open?.client.destroy();
+    this.open = undefined;
+    const client = createS3Client(storage, {
+      maxSockets: this.settings.concurrency * (this.settings.queueSize + 1),
+    });
+    const sync = new DestinationSync(
+      client,
+      { endpoint: storage.endpoint, bucket: storage.bucket },
+      this.store,
+      this.settings,
+      this.log,
+    );
+    try {
+      await sync.open();
+    } catch (err) {
+      client.destroy();
+      throw err;
+    }
+    this.open = { identity, client, sync };
+    this.log.info("destination opened", { endpoint: storage.endpoint, bucket: storage.bucket });
+    return sync;
+  }
+
+  intervalSeconds(config?: DeviceConfig): number {
+    return this.settings.intervalSeconds ?? config?.syncIntervalSeconds ?? 15;
+  }
+
+  /** One pass with the current config. */
+  async syncOnce(): Promise<PassOutcome> {
+    await this.refreshConfig();
+    const config = this.config.current;
+    if (!config) return { state: "waiting", reason: "no valid device config yet" };
+    if (!config.storage) return { state: "waiting", reason: "the device config has no storage" };
+    let sync: DestinationSync;
+    try {
+      sync = await this.destinationFor(config.storage);
+    } catch (err) {
+      const reason = `cannot open ${config.storage.endpoint}/${config.storage.bucket}: ${describeError(err)}`;
+      await this.report(undefined, undefined, reason);
+      return { state: "failed", reason };
+    }
+    let report: PassReport;
+    try {
+      report = await sync.pass(config.workloads);
+    } catch (err) {
+      const reason = `sync pass failed: ${describeError(err)}`;
+      await this.report(sync, undefined, reason);
+      return { state: "failed", reason };
+    }
+    for (const problem of report.walkProblems) this.log.warn("cannot read local path", problem);
+    for (const failure of report.failures.slice(0, 20))
+      this.log.warn("upload failed; will retry", failure);
+    const level = report.filesSent || report.failures.length || report.adopted ? "info" : "debug";
+    this.log[level]("sync pass done", {
+      bucket: config.storage.bucket,
+      seen: report.filesSeen,
+      sent: report.filesSent,
+      bytes: report.bytesSent,
+      adopted: report.adopted,
+      unchangedTouched: report.refreshed,
+      changedDuringUpload: report.changedDuringUpload,
+      failed: report.failures.length,
+      listed: report.listedPrefixes,
+    });
+    await this.report(sync, report);
+    if (report.aborted) return { state: "failed", reason: report.aborted };
+    return { state: "synced", report };
+  }
+
+  /** Patches the device status when it says something new, or at least every minute. */
+  private async report(
+    sync: DestinationSync | undefined,
+    report: PassReport | undefined,
+    problem?: string,
+  ): Promise<void> {
+    if (!this.reporting) return;
+    const index = sync?.state;
+    const status = index ? buildDataUploadStatus(index, report, problem) : { lastError: problem };
+    // lastSyncTime moves every pass; alone it is worth a patch only once a minute.
+    const text = JSON.stringify({ ...status, lastSyncTime: undefined });
+    if (
+      this.lastReport &&
+      this.lastReport.text === text &&
+      Date.now() - this.lastReport.at < 60_000
+    )
+      return;
+    try {
+      await this.reporting.api.patchDeviceStatus(this.reporting.device, { dataUpload: status });
+      this.lastReport = { at: Date.now(), text };
+    } catch (err) {
+      this.log.warn("cannot report status", { error: (err as Error).message });
+    }
+  }
+
+  /** Runs until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    let failures = 0;
+    let lastWaiting = "";
+    while (!signal.aborted) {
+      const outcome = await this.syncOnce();
+      let wait = this.intervalSeconds(this.config.current) * 1000;
+      if (outcome.state === "failed") {
+        failures++;
+        wait =
+          Math.min(300_000, wait * 2 ** Math.min(failures - 1, 5)) * (0.8 + Math.random() * 0.4);
+        this.log.error("sync failed; will retry", {
+          reason: outcome.reason,
+          retryInSeconds: Math.round(wait / 1000),
+        });
+      } else {
+        failures = 0;
+      }
+      if (outcome.state === "waiting" && outcome.reason !== lastWaiting)
+        this.log.info("waiting", { reason: outcome.reason });
+      lastWaiting = outcome.state === "waiting" ? outcome.reason : "";
+      // Sleep, looking at the config meanwhile: a new config starts a pass at once.
+      const end = Date.now() + wait;
+      while (!signal.aborted && Date.now() < end) {
+        await sleep(Math.min(this.settings.configPollSeconds * 1000, end - Date.now()), signal);
+        if (!signal.aborted && Date.now() < end && (await this.refreshConfig())) break;
+      }
+    }
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    if (!this.open) return;
+    await this.open.sync.persist().catch(() => undefined);
+    this.open.client.destroy();
+    this.open = undefined;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise(resolve => {
+    const timer = setTimeout(done, Math.max(0, ms));
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,124 @@
+/**
+ * The few Kubernetes API calls the agent makes, with its own device credentials: read its
+ * config Secret, and merge-patch its own EdgeDevice's status. Plain HTTPS: the agent ships
+ * without a Kubernetes client library.
+ */
+import { Agent, request } from "node:https";
+import type { KubeConnection } from "./kubeconfig";
+
+export class KubeError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface DeviceRef {
+  namespace: string;
+  name: string;
+}
+
+export class DeviceApi {
+  private readonly agent: Agent;
+
+  constructor(private readonly connection: KubeConnection) {
+    this.agent = new Agent({
+      keepAlive: true,
+      ca: connection.ca,
+      cert: connection.cert,
+      key: connection.key,
+    });
+  }
+
+  private call(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = "application/json",
+  ): Promise<{ status: number; json: unknown }> {
+    const headers: Record<string, string> = { Accept: "application/json" };
+    const token = this.connection.token?.();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    if (payload) headers["Content-Type"] = contentType;
+    return new Promise((resolve, reject) => {
+      const req = request(
+        `${this.connection.server}${path}`,
+        { method, headers, agent: this.agent, timeout: 30_000 },
+        res => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            let json: unknown;
+            try {
+              json = text ? JSON.parse(text) : undefined;
+            } catch {
+              json = undefined;
+            }
+            resolve({ status: res.statusCode ?? 0, json });
+          });
+          res.on("error", reject);
+        },
+      );
+      req.on("timeout", () =>
+        req.destroy(new Error(`no answer from ${this.connection.server} in 30 s`)),
+      );
+      req.on("error", err =>
+        reject(
+          new KubeError(
+            `cannot reach the Kubernetes API at ${this.connection.server}: ${err.message}`,
+          ),
+        ),
+      );
+      req.end(payload);
+    });
+  }
+
+  private explain(status: number, json: unknown, what: string): KubeError {
+    const message = (json as { message?: string })?.message;
+    if (status === 401)
+      return new KubeError(
+        `${what}: the device token was refused (expired or revoked); mint a new device kubeconfig`,
+        401,
+      );
+    if (status === 403)
+      return new KubeError(`${what}: forbidden${message ? ` (${message})` : ""}`, 403);
+    return new KubeError(`${what}: HTTP ${status}${message ? ` (${message})` : ""}`, status);
+  }
+
+  /** The Secret's data, decoded; undefined when it does not exist (yet). */
+  async getSecretData(
+    namespace: string,
+    name: string,
+  ): Promise<{ resourceVersion: string; data: Record<string, string> } | undefined> {
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`;
+    const { status, json } = await this.call("GET", path);
+    if (status === 404) return undefined;
+    if (status !== 200) throw this.explain(status, json, `reading Secret ${namespace}/${name}`);
+    const secret = json as { metadata: { resourceVersion: string }; data?: Record<string, string> };
+    const data: Record<string, string> = {};
+    for (const [key, value] of Object.entries(secret.data ?? {}))
+      data[key] = Buffer.from(value, "base64").toString("utf8");
+    return { resourceVersion: secret.metadata.resourceVersion, data };
+  }
+
+  /** Merge-patches status.<field> of the device, leaving the module's status fields alone. */
+  async patchDeviceStatus(device: DeviceRef, status: Record<string, unknown>): Promise<void> {
+    const path = `/apis/management.project-flotta.io/v1alpha1/namespaces/${encodeURIComponent(device.namespace)}/edgedevices/${encodeURIComponent(device.name)}/status`;
+    const { status: code, json } = await this.call(
+      "PATCH",
+      path,
+      { status },
+      "application/merge-patch+json",
+    );
+    if (code !== 200)
+      throw this.explain(
+        code,
+        json,
+        `updating EdgeDevice ${device.namespace}/${device.name} status`,
+      );
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Command line of `flotta-agent`: parsed into a plain object, or one clear error line. Pure.
+ */
+import { parseArgs } from "node:util";
+import { LOG_LEVELS, type LogLevel } from "./log";
+
+export const USAGE = `Usage: flotta-agent <command> [options]
+
+Uploads the files that edge workloads write to S3, as configured by the device config.
+
+Commands:
+  run                  sync every interval until stopped (SIGINT/SIGTERM)
+  sync --once          one sync pass; exit 0 only if every file was sent
+  status               what the local index knows: files, bytes, last sync per workload
+
+Config source (one of):
+  --config FILE                      a device config JSON file (re-read when it changes)
+  --kubeconfig FILE --device NS/NAME the device's config Secret, read with the device kubeconfig;
+                                     status is reported into the EdgeDevice
+
+Options:
+  --volumes-dir DIR    workload volumes (default /var/local/yggdrasil/device/volumes)
+  --state-dir DIR      index and state files (default /var/lib/flotta-agent)
+  --interval SECONDS   sync interval (default: the config's syncIntervalSeconds, 15)
+  --concurrency N      files uploaded at once (default 8)
+  --part-size MIB      multipart part size in MiB, at least 5 (default 8)
+  --queue-size N       parts of one file in flight (default 4)
+  --max-rate RATE      bandwidth cap in bytes/s, with K, M or G suffix (default none)
+  --log-level LEVEL    debug, info, warn or error (default info)
+  -h, --help           this text
+  --version            the agent's version
+
+Memory stays below about concurrency x part size + 2 x (queue size + 1) x part size.`;
+
+export type Command = "run" | "sync" | "status" | "help" | "version";
+
+export interface AgentOptions {
+  command: Command;
+  configFile?: string;
+  kubeconfig?: string;
+  device?: { namespace: string; name: string };
+  volumesDir: string;
+  stateDir: string;
+  intervalSeconds?: number;
+  concurrency: number;
+  partSizeBytes: number;
+  queueSize: number;
+  maxBytesPerSecond?: number;
+  logLevel: LogLevel;
+}
+
+export type ParsedOptions = { ok: true; options: AgentOptions } | { ok: false; error: string };
+
+const MiB = 1024 * 1024;
+
+function integer(
+  name: string,
+  value: string | undefined,
+  min: number,
+  max: number,
+): number | string {
+  if (value === undefined) return NaN;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    return `--${name} must be a whole number from ${min} to ${max}, got "${value}"`;
+  }
+  return Number(value);
+}
+
+export function parseRate(value: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)([KMG]?)(?:i?B)?(?:\/s)?$/i.exec(value.trim());
+  if (!match) return undefined;
+  const unit = { "": 1, K: 1024, M: MiB, G: 1024 * MiB }[
+    match[2].toUpperCase() as "" | "K" | "M" | "G"
+  ];
+  const rate = Math.round(Number(match[1]) * unit);
+  return rate > 0 ? rate : undefined;
+}
+
+export function parseOptions(argv: string[]): ParsedOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: "string" },
+        kubeconfig: { type: "string" },
+        device: { type: "string" },
+        "volumes-dir": { type: "string" },
+        "state-dir": { type: "string" },
+        interval: { type: "string" },
+        concurrency: { type: "string" },
+        "part-size": { type: "string" },
+        "queue-size": { type: "string" },
+        "max-rate": { type: "string" },
+        "log-level": { type: "string" },
+        once: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean" },
+      },
+    });
+  } catch (err) {
+    // Node adds a hint about "--" to unknown options; the first sentence is the message.
+    return {
+      ok: false,
+      error: (err as Error).message.split("\n")[0].replace(/\. To specify .*$/, ""),
+    };
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { ok: true, options: defaults("help") };
+  if (values.version) return { ok: true, options: defaults("version") };
+  if (positionals.length !== 1) {
+    return {
+      ok: false,
+      error: positionals.length
+        ? `one command expected, got "${positionals.join(" ")}"`
+        : "a command is needed: run, sync --once or status",
+    };
+  }
+  const command = positionals[0];
+  if (command !== "run" && command !== "sync" && command !== "status") {
+    return { ok: false, error: `unknown command "${command}" (run, sync --once, status)` };
+  }
+  if (values.once && command !== "sync") return { ok: false, error: "--once goes with sync" };
+
+  const options = defaults(command);
+  const numbers: [keyof AgentOptions, string, number, number, number][] = [
+    ["intervalSeconds", "interval", 1, 86400, 1],
+    ["concurrency", "concurrency", 1, 256, 1],
+    ["partSizeBytes", "part-size", 5, 5120, MiB],
+    ["queueSize", "queue-size", 1, 64, 1],
+  ];
+  for (const [field, flag, min, max, scale] of numbers) {
+    const value = values[flag as "interval"];
+    if (value === undefined) continue;
+    const n = integer(flag, value, min, max);
+    if (typeof n === "string") return { ok: false, error: n };
+    (options[field] as number) = n * scale;
+  }
+  if (values["max-rate"] !== undefined) {
+    const rate = parseRate(values["max-rate"]);
+    if (!rate)
+      return {
+        ok: false,
+        error: `--max-rate must be bytes per second like 500K or 10M, got "${values["max-rate"]}"`,
+      };
+    options.maxBytesPerSecond = rate;
+  }
+  if (values["log-level"] !== undefined) {
+    if (!LOG_LEVELS.includes(values["log-level"] as LogLevel)) {
+      return { ok: false, error: `--log-level must be one of ${LOG_LEVELS.join(", ")}` };
+    }
+    options.logLevel = values["log-level"] as LogLevel;
+  }
+  if (values["volumes-dir"]) options.volumesDir = values["volumes-dir"];
+  if (values["state-dir"]) options.stateDir = values["state-dir"];
+
+  if (command !== "status") {
+    if (values.config && (values.kubeconfig || values.device)) {
+      return { ok: false, error: "use either --config or --kubeconfig with --device, not both" };
+    }
+    if (values.config) {
+      options.configFile = values.config;
+    } else if (values.kubeconfig || values.device) {
+      if (!values.kubeconfig || !values.device)
+        return { ok: false, error: "--kubeconfig and --device go together" };
+      const match = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(values.device);
+      if (!match)
+        return { ok: false, error: `--device must be NAMESPACE/NAME, got "${values.device}"` };
+      options.kubeconfig = values.kubeconfig;
+      options.device = { namespace: match[1], name: match[2] };
+    } else {
+      return {
+        ok: false,
+        error: "a config source is needed: --config FILE, or --kubeconfig FILE --device NS/NAME",
+      };
+    }
+  }
+  return { ok: true, options };
+}
+
+function defaults(command: Command): AgentOptions {
+  return {
+    command,
+    volumesDir: "/var/local/yggdrasil/device/volumes",
+    stateDir: "/var/lib/flotta-agent",
+    concurrency: 8,
+    partSizeBytes: 8 * MiB,
+    queueSize: 4,
+    logLevel: "info",
+  };
+}

@@ -1,0 +1,27 @@
+/**
+ * Where a device file lands in the bucket: `<target>/<path relative to the source>`, always with
+ * `/` separators. Pure string work; S3 keys may hold any character, so names with spaces,
+ * unicode, `#`, `?`, `%`, `+` or newlines pass through unchanged (the SDK encodes them on the wire).
+ */
+import { posix, sep } from "node:path";
+
+/** `a/b/` and `./a/b` both become `a/b`. */
+export function normalizeTarget(target: string): string {
+  return target
+    .split("/")
+    .filter(segment => segment !== "" && segment !== ".")
+    .join("/");
+}
+
+/** The object key of a file at `relativePath` (platform separators) under a path's source. */
+export function objectKey(target: string, relativePath: string): string {
+  const rel = sep === "/" ? relativePath : relativePath.split(sep).join("/");
+  const prefix = normalizeTarget(target);
+  return prefix ? posix.join(prefix, rel) : rel;
+}
+
+/** The prefix that lists every object of one data path: `<target>/`. */
+export function targetPrefix(target: string): string {
+  const prefix = normalizeTarget(target);
+  return prefix ? `${prefix}/` : "";
+}

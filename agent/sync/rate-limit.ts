@@ -1,0 +1,48 @@
+/**
+ * An optional bandwidth cap shared by all uploads: a token bucket in bytes per second. Uploads
+ * take tokens before they send, so the cap holds across files running in parallel.
+ */
+import { Transform, type TransformCallback } from "node:stream";
+
+export class RateLimiter {
+  private tokens: number;
+  private last = Date.now();
+
+  /** bytesPerSecond 0 or undefined: no cap. */
+  constructor(private readonly bytesPerSecond?: number) {
+    this.tokens = bytesPerSecond ?? 0;
+  }
+
+  get enabled(): boolean {
+    return !!this.bytesPerSecond;
+  }
+
+  /** Waits until `bytes` may be sent. */
+  async take(bytes: number): Promise<void> {
+    const rate = this.bytesPerSecond;
+    if (!rate) return;
+    for (;;) {
+      const now = Date.now();
+      this.tokens = Math.min(rate, this.tokens + ((now - this.last) / 1000) * rate);
+      this.last = now;
+      // A chunk larger than a second's worth waits until the bucket is full, then goes.
+      const need = Math.min(bytes, rate);
+      if (this.tokens >= need) {
+        this.tokens -= bytes;
+        return;
+      }
+      await new Promise(resolve =>
+        setTimeout(resolve, Math.ceil(((need - this.tokens) / rate) * 1000)),
+      );
+    }
+  }
+
+  /** A pass-through stream that paces what flows through it. */
+  stream(): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) => {
+        this.take(chunk.length).then(() => done(null, chunk), done);
+      },
+    });
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * `flotta-agent run` as a long-running process: config changes take effect without a restart,
+ * bad configs and bad credentials never crash it, a file being written ends complete, TLS works
+ * through the config's CA bundle only, and a crash's multipart upload is cleaned up.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import {
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
+import { randomBytes } from "node:crypto";
+import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { emptyIndex, IndexStore } from "../../agent/sync/index-store";
+import {
+  runAgent,
+  startAgent,
+  storageFor,
+  writeConfig,
+  type RunningAgent,
+} from "../support/agent-cli";
+import { testEnv } from "../support/env";
+import { eventually } from "../support/eventually";
+import { tempDir, writeTree } from "../support/device-files";
+import { getObject, listKeys, newBucket, s3 } from "../support/s3";
+
+const workloads = [{ name: "cam", paths: [{ source: "frames", target: "frames" }] }];
+let root = "";
+let running: RunningAgent | undefined;
+
+test.before.each(async () => {
+  root = await tempDir("agent-run");
+});
+test.after.each(async () => {
+  await running?.stop();
+  running = undefined;
+  await rm(root, { recursive: true, force: true });
+});
+
+const dirs = () => ({
+  volumes: join(root, "volumes"),
+  state: join(root, "state"),
+  config: join(root, "config.json"),
+});
+const frames = () => join(dirs().volumes, "cam", "frames");
+const start = () => {
+  const d = dirs();
+  // 5 MiB parts: the 6 MiB file below goes up in parts while it grows.
+  running = startAgent([
+    "--config",
+    d.config,
+    "--volumes-dir",
+    d.volumes,
+    "--state-dir",
+    d.state,
+    "--interval",
+    "1",
+    "--part-size",
+    "5",
+  ]);
+  return running;
+};
+const objectIs = (bucket: string, key: string, content: string) => async () => {
+  try {
+    return (await getObject(bucket, key)).toString() === content ? true : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+test("a storage switch takes effect without a restart, and the new bucket gets every file", async () => {
+  const a = await newBucket("run-a");
+  const b = await newBucket("run-b");
+  await writeConfig(dirs().config, { storage: storageFor(a), workloads });
+  await writeTree(frames(), { "1.txt": "one", "2.txt": "two" });
+  start();
+  await eventually("files in bucket A", objectIs(a, "frames/2.txt", "two"));
+  await writeConfig(dirs().config, { storage: storageFor(b), workloads });
+  await eventually("old files in bucket B", objectIs(b, "frames/1.txt", "one"));
+  await writeTree(frames(), { "3.txt": "three" });
+  await eventually("a new file in bucket B", objectIs(b, "frames/3.txt", "three"));
+  assert.not.ok((await listKeys(a)).has("frames/3.txt"), "bucket A got a file after the switch");
+});
+
+test("an invalid new config is refused with a reason; the last good one stays in force", async () => {
+  const a = await newBucket("run-invalid");
+  await writeConfig(dirs().config, { storage: storageFor(a), workloads });
+  const agent = start();
+  await writeTree(frames(), { "before.txt": "before" });
+  await eventually("first file", objectIs(a, "frames/before.txt", "before"));
+  await writeFile(dirs().config, JSON.stringify({ version: 1, storage: { bucket: 42 } }));
+  await eventually("the refusal in the log", () =>
+    agent.logs().includes("keeping the last good config") ? true : undefined,
+  );
+  assert.match(agent.logs(), /device: Invalid input/);
+  await writeTree(frames(), { "after.txt": "after" });
+  await eventually("a file written after the bad config", objectIs(a, "frames/after.txt", "after"));
+  assert.is(agent.child.exitCode, null, "the agent is still running");
+});
+
+test("a file appended to while it is being sent ends complete in the bucket", async () => {
+  const a = await newBucket("run-append");
+  await writeConfig(dirs().config, { storage: storageFor(a), workloads });
+  const path = join(frames(), "growing.log");
+  await writeTree(frames(), { "growing.log": randomBytes(6 * 1024 * 1024) }); // over one part
+  start();
+  for (let i = 0; i < 40; i++) {
+    await appendFile(path, randomBytes(64 * 1024 + i));
+    await new Promise(resolve => setTimeout(resolve, 50));
+  }
+  const final = await readFile(path);
+  await eventually(
+    "the final bytes in the bucket",
+    async () =>
+      (await getObject(a, "frames/growing.log").catch(() => Buffer.alloc(0))).equals(final)
+        ? true
+        : undefined,
+    60_000,
+  );
+});
+
+test("wrong credentials: a clear error, no crash, and it recovers when the config is fixed", async () => {
+  const a = await newBucket("run-creds");
+  await writeConfig(dirs().config, {
+    storage: storageFor(a, { secretAccessKey: "wrong-secret-value" }),
+    workloads,
+  });
+  await writeTree(frames(), { "x.txt": "x" });
+  const once = await runAgent([
+    "sync",
+    "--once",
+    "--config",
+    dirs().config,
+    "--volumes-dir",
+    dirs().volumes,
+    "--state-dir",
+    dirs().state,
+  ]);
+  assert.is(once.status, 1);
+  assert.match(once.stderr, /SignatureDoesNotMatch/);
+  assert.not.match(
+    once.stderr + once.stdout,
+    /wrong-secret-value/,
+    "a credential reached the output",
+  );
+
+  const agent = start();
+  await eventually("the error in the log", () =>
+    agent.logs().includes("SignatureDoesNotMatch") ? true : undefined,
+  );
+  assert.is(agent.child.exitCode, null, "the agent is still running");
+  await writeConfig(dirs().config, { storage: storageFor(a), workloads });
+  await eventually(
+    "the file once the credentials are right",
+    objectIs(a, "frames/x.txt", "x"),
+    60_000,
+  );
+  assert.not.match(
+    agent.logs(),
+    /wrong-secret-value|edge-test-secret/,
+    "a credential reached the log",
+  );
+});
+
+test("a TLS endpoint works with the config's CA bundle; without it the agent refuses", async () => {
+  const a = await newBucket("run-tls");
+  const caBundle = await readFile(testEnv.s3.tlsCaFile, "utf8");
+  await writeTree(frames(), { "secure.txt": "over tls" });
+  const args = [
+    "sync",
+    "--once",
+    "--config",
+    dirs().config,
+    "--volumes-dir",
+    dirs().volumes,
+    "--state-dir",
+    dirs().state,
+  ];
+
+  await writeConfig(dirs().config, {
+    storage: storageFor(a, { endpoint: testEnv.s3.tlsEndpoint }),
+    workloads,
+  });
+  const refused = await runAgent(args);
+  assert.is(refused.status, 1);
+  assert.match(refused.stderr, /certificate/i);
+  assert.not.ok((await listKeys(a)).has("frames/secure.txt"));
+
+  await writeConfig(dirs().config, {
+    storage: storageFor(a, { endpoint: testEnv.s3.tlsEndpoint, caBundle }),
+    workloads,
+  });
+  const trusted = await runAgent(args);
+  assert.is(trusted.status, 0, trusted.stderr);
+  assert.is((await getObject(a, "frames/secure.txt")).toString(), "over tls");
+});
+
+test("a multipart upload left by a crash is aborted on the next start", async () => {
+  const a = await newBucket("run-crash");
+  const storage = storageFor(a);
+  const key = "frames/huge.bin";
+  const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: a, Key: key }));
+  await s3.send(
+    new UploadPartCommand({
+      Bucket: a,
+      Key: key,
+      UploadId,
+      PartNumber: 1,
+      Body: randomBytes(5 * 1024 * 1024),
+    }),
+  );
+  // What a crash mid-upload leaves: the upload id in the index, the upload open at the server.
+  const index = emptyIndex({ endpoint: storage.endpoint, bucket: a });
+  index.pendingUploads[key] = UploadId!;
+  await mkdir(dirs().state, { recursive: true });
+  await new IndexStore(dirs().state).save(index);
+  assert.is((await s3.send(new ListMultipartUploadsCommand({ Bucket: a }))).Uploads?.length, 1);
+
+  await writeConfig(dirs().config, { storage, workloads });
+  const run = await runAgent([
+    "sync",
+    "--once",
+    "--config",
+    dirs().config,
+    "--volumes-dir",
+    dirs().volumes,
+    "--state-dir",
+    dirs().state,
+  ]);
+  assert.is(run.status, 0, run.stderr);
+  assert.match(run.stderr, /aborted a multipart upload left by an earlier run/);
+  assert.is(
+    (await s3.send(new ListMultipartUploadsCommand({ Bucket: a }))).Uploads?.length ?? 0,
+    0,
+  );
+});
+
+test.run();

@@ -1,0 +1,110 @@
+/**
+ * The agent as shipped: `npm run agent:pack` makes a tarball that, unpacked into an empty
+ * directory far from this repository's node_modules, installs and syncs with Node.js alone.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { runAgent, storageFor, writeConfig } from "../support/agent-cli";
+import { tempDir, writeTree } from "../support/device-files";
+import { getObject, newBucket } from "../support/s3";
+
+const version = (JSON.parse(readFileSync("package.json", "utf8")) as { version: string }).version;
+let root = "";
+
+test.before(async () => {
+  root = await tempDir("agent-tarball");
+});
+test.after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function sh(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): string {
+  const result = spawnSync(command, args, {
+    encoding: "utf8",
+    ...options,
+    env: { ...process.env, ...options.env },
+  });
+  assert.is(result.status, 0, `${command} ${args.join(" ")}: ${result.stderr}`);
+  return result.stdout;
+}
+
+test("the tarball holds one bundled script, the unit, the installer and a README", async () => {
+  sh("npm", ["run", "-s", "agent:pack"]);
+  const listing = sh("tar", ["-tzf", `dist/flotta-agent-${version}.tgz`])
+    .trim()
+    .split("\n")
+    .sort();
+  const dir = `flotta-agent-${version}/`;
+  assert.equal(listing, [
+    dir,
+    `${dir}README.md`,
+    `${dir}flotta-agent.js`,
+    `${dir}flotta-agent.js.LEGAL.txt`,
+    `${dir}flotta-agent.service`,
+    `${dir}install.sh`,
+  ]);
+  assert.not.ok(listing.some(path => path.includes("node_modules")));
+});
+
+test("unpacked into an empty directory, it installs and syncs with Node.js alone", async () => {
+  const unpacked = join(root, "device");
+  sh("mkdir", ["-p", unpacked]);
+  sh("tar", ["-xzf", `${process.cwd()}/dist/flotta-agent-${version}.tgz`, "-C", unpacked]);
+  const bundle = join(unpacked, `flotta-agent-${version}`);
+  const bucket = await newBucket("tarball");
+  const config = join(root, "config.json");
+  await writeConfig(config, {
+    storage: storageFor(bucket),
+    workloads: [{ name: "w", paths: [{ source: "out", target: "t" }] }],
+  });
+
+  const installed = join(root, "opt");
+  sh("sh", [join(bundle, "install.sh"), "--config", config, "--no-start"], {
+    env: { PREFIX: installed, ETC_DIR: join(root, "etc"), SYSTEMD_UNIT_DIR: join(root, "units") },
+  });
+  assert.is((await stat(join(root, "etc", "config.json"))).mode & 0o777, 0o600);
+  assert.match(
+    await readFile(join(root, "etc", "agent.env"), "utf8"),
+    /FLOTTA_AGENT_ARGS="--config .*config.json --state-dir/,
+  );
+  assert.match(
+    await readFile(join(root, "units", "flotta-agent.service"), "utf8"),
+    /ExecStart=.*flotta-agent.js run/,
+  );
+
+  await writeTree(join(root, "volumes", "w", "out"), { "hello.txt": "from the tarball" });
+  const state = join(root, "state");
+  // cwd is the empty directory: nothing can be resolved from the repository's node_modules.
+  const run = await runAgent(
+    [
+      "sync",
+      "--once",
+      "--config",
+      config,
+      "--volumes-dir",
+      join(root, "volumes"),
+      "--state-dir",
+      state,
+    ],
+    {
+      bin: join(installed, "flotta-agent.js"),
+      cwd: unpacked,
+    },
+  );
+  assert.is(run.status, 0, run.stderr);
+  assert.is((await getObject(bucket, "t/hello.txt")).toString(), "from the tarball");
+  for (const name of await readdir(state)) {
+    assert.is((await stat(join(state, name))).mode & 0o777, 0o600, `${name} is readable by others`);
+  }
+  assert.is((await stat(state)).mode & 0o777, 0o700);
+});
+
+test.run();

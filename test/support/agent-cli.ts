@@ -1,0 +1,88 @@
+/**
+ * Runs flotta-agent the way a device does: a separate process with flags, JSON logs on stderr.
+ * From source by default; `bin` points at a packed bundle instead.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import type { DeviceConfigInput } from "../../agent/config/device-config";
+import { testEnv } from "./env";
+
+const FROM_SOURCE = ["--import", "tsx", "agent/cli.ts"];
+
+export interface AgentRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runAgent(
+  args: string[],
+  options: { bin?: string; cwd?: string; timeoutMs?: number } = {},
+): Promise<AgentRun> {
+  const child = spawn(process.execPath, [...(options.bin ? [options.bin] : FROM_SOURCE), ...args], {
+    cwd: options.cwd ?? process.cwd(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", d => (stdout += d));
+  child.stderr.on("data", d => (stderr += d));
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", status => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+export interface RunningAgent {
+  child: ChildProcess;
+  logs(): string;
+  stop(): Promise<number | null>;
+}
+
+/** `flotta-agent run ...` in the background. */
+export function startAgent(args: string[]): RunningAgent {
+  const child = spawn(process.execPath, [...FROM_SOURCE, "run", ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", d => (stderr += d));
+  const exited = new Promise<number | null>(resolve => child.on("close", resolve));
+  return {
+    child,
+    logs: () => stderr,
+    stop: async () => {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+export function storageFor(
+  bucket: string,
+  overrides: Partial<NonNullable<DeviceConfigInput["storage"]>> = {},
+) {
+  const s = testEnv.s3;
+  return {
+    kind: "external" as const,
+    endpoint: s.endpoint,
+    bucket,
+    region: s.region,
+    accessKeyId: s.accessKeyId,
+    secretAccessKey: s.secretAccessKey,
+    ...overrides,
+  };
+}
+
+export async function writeConfig(
+  path: string,
+  config: Omit<DeviceConfigInput, "version" | "device"> & Partial<DeviceConfigInput>,
+): Promise<void> {
+  await writeFile(
+    path,
+    JSON.stringify({ version: 1, device: { namespace: "edge", name: "test-device" }, ...config }),
+  );
+}

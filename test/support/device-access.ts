@@ -1,0 +1,58 @@
+/**
+ * A device's own identity for tests of the agent's Kubernetes side: a ServiceAccount whose
+ * Role can read the device's config Secret and patch the device's status, and a kubeconfig
+ * minted from a TokenRequest with the cluster CA, as a device would be given.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { load } from "js-yaml";
+import { deviceConfigSecretName } from "../../agent/config/device-config";
+import { testEnv } from "./env";
+import { kubectlOk } from "./kubectl";
+
+export function grantDeviceAccess(namespace: string, device: string): void {
+  const secret = deviceConfigSecretName(device);
+  kubectlOk(["apply", "-n", namespace, "-f", "-"], {
+    input: `
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: ${device}-agent }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: { name: ${device}-agent }
+rules:
+  - { apiGroups: [""], resources: [secrets], resourceNames: [${secret}], verbs: [get, watch, list] }
+  - { apiGroups: [management.project-flotta.io], resources: [edgedevices, edgedevices/status], resourceNames: [${device}], verbs: [get, patch] }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: { name: ${device}-agent }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: ${device}-agent }
+subjects: [{ kind: ServiceAccount, name: ${device}-agent, namespace: ${namespace} }]
+`,
+  });
+}
+
+/** Writes a kubeconfig for the device's ServiceAccount to `path`. */
+export function writeDeviceKubeconfig(path: string, namespace: string, device: string): void {
+  const admin = load(readFileSync(testEnv.kubeconfig, "utf8")) as {
+    clusters: { cluster: Record<string, string> }[];
+  };
+  const token = kubectlOk([
+    "create",
+    "token",
+    `${device}-agent`,
+    "-n",
+    namespace,
+    "--duration=1h",
+  ]).trim();
+  const kubeconfig = {
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "edge", cluster: admin.clusters[0].cluster }],
+    users: [{ name: device, user: { token } }],
+    contexts: [{ name: "device", context: { cluster: "edge", user: device, namespace } }],
+    "current-context": "device",
+  };
+  writeFileSync(path, JSON.stringify(kubeconfig), { mode: 0o600 });
+}
