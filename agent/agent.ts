@@ -122,7 +122,11 @@ export class Agent {
   async syncOnce(): Promise<PassOutcome> {
     await this.refreshConfig();
     const config = this.config.current;
-    if (!config) return { state: "waiting", reason: "no valid device config yet" };
+    if (!config)
+      return {
+        state: "waiting",
+        reason: `no valid device config yet: ${this.config.problem ?? "none read"}`,
+      };
     if (!config.storage) return { state: "waiting", reason: "the device config has no storage" };
     let sync: DestinationSync;
     try {

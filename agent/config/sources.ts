@@ -111,6 +111,11 @@ export class ConfigHolder {
     return this.last;
   }
 
+  /** Why the source's latest config is not in force, if it is not. */
+  get problem(): string | undefined {
+    return this.lastProblem || undefined;
+  }
+
   async refresh(): Promise<ConfigUpdate> {
     let read: ConfigRead;
     try {

@@ -10,6 +10,7 @@ import {
   ListMultipartUploadsCommand,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -161,6 +162,43 @@ test("wrong credentials: a clear error, no crash, and it recovers when the confi
     agent.logs(),
     /wrong-secret-value|edge-test-secret/,
     "a credential reached the log",
+  );
+});
+
+test("an S3 outage is waited out: the agent keeps running and sends once the server is back", async () => {
+  const a = await newBucket("run-outage");
+  await writeConfig(dirs().config, { storage: storageFor(a), workloads });
+  await writeTree(frames(), { "kept.txt": "kept" });
+  execFileSync("hack/down.sh", ["s3"], { stdio: "ignore" });
+  try {
+    const agent = start();
+    await eventually(
+      "the outage in the log",
+      () => (agent.logs().includes("ECONNREFUSED") ? true : undefined),
+      60_000,
+    );
+    assert.is(agent.child.exitCode, null, "the agent is still running");
+  } finally {
+    execFileSync("hack/up.sh", { stdio: "ignore" });
+  }
+  await eventually("the file after the outage", objectIs(a, "frames/kept.txt", "kept"), 90_000);
+});
+
+test("an unreadable config is one clear line and a non-zero exit", async () => {
+  const run = await runAgent([
+    "sync",
+    "--once",
+    "--config",
+    join(root, "nope.json"),
+    "--state-dir",
+    dirs().state,
+  ]);
+  assert.is(run.status, 1);
+  assert.match(
+    run.stderr,
+    new RegExp(
+      `flotta-agent: no valid device config yet: cannot read config file ${join(root, "nope.json")}: ENOENT`,
+    ),
   );
 });
 

@@ -1,0 +1,100 @@
+/**
+ * The objects the module keeps per device, all owned by the EdgeDevice (garbage-collected with
+ * it) except the ObjectBucketClaim, which is never deleted: uploaded data is the user's. Pure.
+ */
+import {
+  DEVICE_CONFIG_KEY,
+  deviceConfigSecretName,
+  type DeviceConfig,
+} from "../agent/config/device-config";
+
+export const MANAGED_BY = { "app.kubernetes.io/managed-by": "edge-data-upload" };
+export const DEVICE_LABEL = "edge-data-upload.project-flotta.io/device";
+
+export interface OwnerDevice {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+/** Name of the device's ServiceAccount, Role and RoleBinding. */
+export const deviceAccessName = (device: string) => `${device}-data-upload-agent`;
+
+function meta(device: OwnerDevice, name: string) {
+  return {
+    name,
+    namespace: device.namespace,
+    labels: { ...MANAGED_BY, [DEVICE_LABEL]: device.name },
+    ownerReferences: [
+      {
+        apiVersion: "management.project-flotta.io/v1alpha1",
+        kind: "EdgeDevice",
+        name: device.name,
+        uid: device.uid,
+        controller: true,
+      },
+    ],
+  };
+}
+
+export function configSecret(device: OwnerDevice, config: DeviceConfig) {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: meta(device, deviceConfigSecretName(device.name)),
+    type: "Opaque",
+    data: { [DEVICE_CONFIG_KEY]: Buffer.from(JSON.stringify(config)).toString("base64") },
+  };
+}
+
+export function deviceAccess(device: OwnerDevice) {
+  const name = deviceAccessName(device.name);
+  return {
+    serviceAccount: { apiVersion: "v1", kind: "ServiceAccount", metadata: meta(device, name) },
+    role: {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: meta(device, name),
+      rules: [
+        {
+          apiGroups: [""],
+          resources: ["secrets"],
+          resourceNames: [deviceConfigSecretName(device.name)],
+          verbs: ["get", "watch", "list"],
+        },
+        {
+          apiGroups: ["management.project-flotta.io"],
+          resources: ["edgedevices"],
+          resourceNames: [device.name],
+          verbs: ["get"],
+        },
+        {
+          apiGroups: ["management.project-flotta.io"],
+          resources: ["edgedevices/status"],
+          resourceNames: [device.name],
+          verbs: ["get", "patch"],
+        },
+      ],
+    },
+    roleBinding: {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: meta(device, name),
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+      subjects: [{ kind: "ServiceAccount", name, namespace: device.namespace }],
+    },
+  };
+}
+
+export function bucketClaim(device: { namespace: string; name: string }, storageClassName: string) {
+  return {
+    apiVersion: "objectbucket.io/v1alpha1",
+    kind: "ObjectBucketClaim",
+    metadata: {
+      name: device.name,
+      namespace: device.namespace,
+      labels: { ...MANAGED_BY, [DEVICE_LABEL]: device.name },
+    },
+    spec: { generateBucketName: device.name, storageClassName },
+  };
+}

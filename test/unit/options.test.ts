@@ -1,0 +1,113 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { parseOptions, parseRate } from "../../agent/options";
+
+const error = (argv: string[]) => {
+  const parsed = parseOptions(argv);
+  assert.not.ok(parsed.ok, `${argv.join(" ")} was accepted`);
+  return parsed.ok ? "" : parsed.error;
+};
+
+test("defaults", () => {
+  const parsed = parseOptions(["run", "--config", "c.json"]);
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  assert.equal(
+    { ...parsed.options },
+    {
+      command: "run",
+      configFile: "c.json",
+      volumesDir: "/var/local/yggdrasil/device/volumes",
+      stateDir: "/var/lib/flotta-agent",
+      concurrency: 8,
+      partSizeBytes: 8 * 1024 * 1024,
+      queueSize: 4,
+      logLevel: "info",
+    },
+  );
+});
+
+test("every option is read", () => {
+  const parsed = parseOptions([
+    "sync",
+    "--once",
+    "--kubeconfig",
+    "k",
+    "--device",
+    "edge/cam-1",
+    "--volumes-dir",
+    "v",
+    "--state-dir",
+    "s",
+    "--interval",
+    "30",
+    "--concurrency",
+    "16",
+    "--part-size",
+    "16",
+    "--queue-size",
+    "2",
+    "--max-rate",
+    "10M",
+    "--log-level",
+    "debug",
+  ]);
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  const o = parsed.options;
+  assert.equal(o.device, { namespace: "edge", name: "cam-1" });
+  assert.equal([o.command, o.kubeconfig, o.volumesDir, o.stateDir], ["sync", "k", "v", "s"]);
+  assert.equal(
+    [
+      o.intervalSeconds,
+      o.concurrency,
+      o.partSizeBytes,
+      o.queueSize,
+      o.maxBytesPerSecond,
+      o.logLevel,
+    ],
+    [30, 16, 16 * 1024 * 1024, 2, 10 * 1024 * 1024, "debug"],
+  );
+});
+
+test("bad input gets one clear line", () => {
+  assert.match(error(["run", "--config", "c", "--bogus"]), /^Unknown option '--bogus'$/);
+  assert.match(error([]), /a command is needed/);
+  assert.match(error(["upload"]), /unknown command "upload"/);
+  assert.match(error(["run"]), /a config source is needed/);
+  assert.match(
+    error(["run", "--config", "c", "--kubeconfig", "k", "--device", "a/b"]),
+    /either --config or --kubeconfig/,
+  );
+  assert.match(error(["run", "--kubeconfig", "k"]), /go together/);
+  assert.match(
+    error(["run", "--kubeconfig", "k", "--device", "cam-1"]),
+    /--device must be NAMESPACE\/NAME/,
+  );
+  assert.match(
+    error(["run", "--config", "c", "--part-size", "4"]),
+    /--part-size must be a whole number from 5/,
+  );
+  assert.match(error(["run", "--config", "c", "--interval", "0"]), /--interval/);
+  assert.match(error(["run", "--config", "c", "--max-rate", "fast"]), /--max-rate/);
+  assert.match(
+    error(["run", "--config", "c", "--log-level", "loud"]),
+    /--log-level must be one of/,
+  );
+  assert.match(error(["run", "--once", "--config", "c"]), /--once goes with sync/);
+});
+
+test("help, version and status need no config source", () => {
+  for (const argv of [["--help"], ["-h"], ["--version"], ["status"]])
+    assert.ok(parseOptions(argv).ok, argv.join(" "));
+});
+
+test("rates", () => {
+  assert.is(parseRate("500K"), 500 * 1024);
+  assert.is(parseRate("1.5M"), 1.5 * 1024 * 1024);
+  assert.is(parseRate("2GB/s"), 2 * 1024 ** 3);
+  assert.is(parseRate("0"), undefined);
+  assert.is(parseRate("x"), undefined);
+});
+
+test.run();

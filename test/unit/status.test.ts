@@ -1,0 +1,46 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { buildDataUploadStatus } from "../../agent/status";
+import { emptyIndex, type IndexEntry } from "../../agent/sync/index-store";
+
+const entry = (workload: string, size: number): IndexEntry => ({
+  workload,
+  size,
+  mtimeNs: "1",
+  ctimeNs: "1",
+  ino: "1",
+  md5: "m",
+  sentAt: "t",
+});
+
+test("totals per workload and overall, latest times, no error", () => {
+  const index = emptyIndex({ endpoint: "http://s3", bucket: "b" });
+  index.files = { "a/1": entry("a", 10), "a/2": entry("a", 5), "b/1": entry("b", 1) };
+  index.workloads = {
+    a: { lastSyncTime: "2026-01-01T00:00:02Z", lastUploadTime: "2026-01-01T00:00:01Z" },
+    b: { lastSyncTime: "2026-01-01T00:00:03Z", lastError: "AccessDenied" },
+  };
+  assert.equal(buildDataUploadStatus(index, undefined), {
+    destination: "http://s3/b",
+    filesSent: 3,
+    bytesSent: 16,
+    workloads: [
+      { name: "a", filesSent: 2, bytesSent: 15, lastUploadTime: "2026-01-01T00:00:01Z" },
+      { name: "b", filesSent: 1, bytesSent: 1, lastError: "AccessDenied" },
+    ],
+    lastError: null as unknown as string,
+    lastSyncTime: "2026-01-01T00:00:03Z",
+    lastUploadTime: "2026-01-01T00:00:01Z",
+  });
+});
+
+test("a problem is the last error", () => {
+  const status = buildDataUploadStatus(
+    emptyIndex({ endpoint: "e", bucket: "b" }),
+    undefined,
+    "cannot open",
+  );
+  assert.is(status.lastError, "cannot open");
+});
+
+test.run();
