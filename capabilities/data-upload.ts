@@ -1,15 +1,111 @@
 /**
- * The data-upload capability: everything the module does about EdgeDevices, EdgeWorkloads and
- * their storage. Bindings are added by the module issue; the kinds are registered here so that
- * the bundle always carries them.
+ * The data-upload capability: admission for EdgeWorkloads, and the watches that reconcile each
+ * device's storage, config and access. The bindings only route events; decisions live in the
+ * pure helpers beside this file, I/O in reconcile-device.ts.
  */
-import { Capability } from "pepr";
-import "./generated/edgedevice-v1alpha1";
-import "./generated/edgeworkload-v1alpha1";
+import { Capability, Log, a, type PeprMutateRequest, type PeprValidateRequest } from "pepr";
+import { EdgeDevice } from "./generated/edgedevice-v1alpha1";
+import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import "./generated/objectbucketclaim-v1alpha1";
+import { injectExport, type PodSpec } from "./export-volume";
+import { References } from "./references";
+import { reconcileDevice } from "./reconcile-device";
+import { readSettings } from "./settings";
+import { WorkQueue } from "./work-queue";
+import { workloadProblems } from "./workload-validation";
+import { K8s } from "pepr";
 
 export const DataUpload = new Capability({
   name: "data-upload",
   description:
     "Gives each edge device its S3 storage config and injects /export into EdgeWorkloads",
+});
+const { When, OnSchedule } = DataUpload;
+
+export function mutateWorkload(req: PeprMutateRequest<EdgeWorkload>): void {
+  const name = req.Raw.metadata?.name;
+  const spec = req.Raw.spec?.pod?.spec as PodSpec | undefined;
+  if (!name || !spec) return;
+  req.Raw.spec!.pod!.spec = injectExport(name, spec);
+}
+
+export function validateWorkload(req: PeprValidateRequest<EdgeWorkload>) {
+  const problems = workloadProblems(req.Raw);
+  return problems.length ? req.Deny(problems.join("; "), 422) : req.Approve();
+}
+
+When(EdgeWorkload).IsCreatedOrUpdated().Mutate(mutateWorkload);
+When(EdgeWorkload).IsCreatedOrUpdated().Validate(validateWorkload);
+
+const settings = readSettings();
+const references = new References();
+const accessApplied = new Set<string>();
+const queue: WorkQueue = new WorkQueue(
+  key =>
+    reconcileDevice(key, {
+      settings,
+      references,
+      accessApplied,
+      requeue: (k, ms) => queue.enqueue(k, ms),
+    }),
+  Log,
+);
+const deviceKey = (o: { metadata?: { namespace?: string; name?: string } }) =>
+  `${o.metadata?.namespace}/${o.metadata?.name}`;
+
+/** Every device in a namespace: a workload change may move any of them in or out of it. */
+async function enqueueNamespace(namespace: string | undefined): Promise<void> {
+  if (!namespace) return;
+  try {
+    for (const device of (await K8s(EdgeDevice).InNamespace(namespace).Get()).items)
+      queue.enqueue(deviceKey(device));
+  } catch (err) {
+    Log.warn(
+      { namespace, error: String((err as Error)?.message ?? err) },
+      "cannot list devices; the resync will catch up",
+    );
+  }
+}
+
+When(EdgeDevice)
+  .IsCreatedOrUpdated()
+  .Watch(device => queue.enqueue(deviceKey(device)));
+When(EdgeDevice)
+  .IsDeleted()
+  .Watch(device => queue.enqueue(deviceKey(device)));
+When(EdgeWorkload)
+  .IsCreatedOrUpdated()
+  .Watch(workload => enqueueNamespace(workload.metadata?.namespace));
+When(EdgeWorkload)
+  .IsDeleted()
+  .Watch(workload => enqueueNamespace(workload.metadata?.namespace));
+for (const [Kind, name] of [
+  [a.ConfigMap, "ConfigMap"],
+  [a.Secret, "Secret"],
+] as const) {
+  const route = (o: { metadata?: { namespace?: string; name?: string } }) => {
+    for (const key of references.devicesUsing(
+      name,
+      o.metadata?.namespace ?? "",
+      o.metadata?.name ?? "",
+    ))
+      queue.enqueue(key);
+  };
+  When(Kind).IsCreatedOrUpdated().Watch(route);
+  When(Kind).IsDeleted().Watch(route);
+}
+
+// The safety net: every device again every resyncSeconds (a missed event, a claim bound
+// meanwhile, a transient error that outlived its retries).
+OnSchedule({
+  name: "resync-devices",
+  every: settings.resyncSeconds,
+  unit: "seconds",
+  run: async () => {
+    try {
+      for (const device of (await K8s(EdgeDevice).Get()).items) queue.enqueue(deviceKey(device));
+    } catch (err) {
+      Log.warn({ error: String((err as Error)?.message ?? err) }, "resync could not list devices");
+    }
+  },
 });

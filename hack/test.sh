@@ -45,9 +45,10 @@ suite() {
   return "$bad"
 }
 
-show_server_logs() {
-  local log
-  for log in "$LOG_DIR"/{etcd,kube-apiserver,kube-controller-manager,s3,s3-tls}.log; do
+show_server_logs() { # [extra log names]
+  local log name
+  for name in etcd kube-apiserver kube-controller-manager s3 s3-tls "$@"; do
+    log=$LOG_DIR/$name.log
     [ -f "$log" ] || continue
     echo "---- last lines of $log" >&2
     tail -n 20 "$log" >&2
@@ -72,7 +73,12 @@ suite "unit tests" test/unit
 # Services: start what is not running, stop exactly that on exit.
 started=()
 for name in etcd kube-apiserver kube-controller-manager s3 s3-tls; do running "$name" || started+=("$name"); done
+module_started=false
+provisioner_started=false
 cleanup() {
+  ! $module_started || hack/module.sh stop
+  ! $provisioner_started || hack/obc-provisioner.sh stop
+  module_started=false provisioner_started=false
   [ ${#started[@]} -eq 0 ] || hack/down.sh "${started[@]}"
   started=()
 }
@@ -81,6 +87,15 @@ echo "== starting local cluster and S3 server (hack/up.sh)" >&2
 if env_lines=$(hack/up.sh); then
   eval "$env_lines"
   suite "integration tests" test/integration || show_server_logs
+  # The module (pepr dev) and the test OBC provisioner, for the suites that need them.
+  running module || module_started=true
+  running obc-provisioner || provisioner_started=true
+  if hack/module.sh start && hack/obc-provisioner.sh start; then
+    suite "module tests" test/module || show_server_logs module obc-provisioner
+  else
+    failed=$((failed + 1)); report+=("FAILED  starting the module (module tests not run)")
+    show_server_logs module obc-provisioner
+  fi
 else
   failed=$((failed + 1)); report+=("FAILED  hack/up.sh (integration tests not run)")
   show_server_logs

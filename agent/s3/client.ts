@@ -19,10 +19,8 @@ export interface S3ClientOptions {
   maxAttempts?: number;
 }
 
-export type S3Target = Pick<
-  Storage,
-  "endpoint" | "region" | "accessKeyId" | "secretAccessKey" | "caBundle" | "forcePathStyle"
->;
+export type S3Target = Pick<Storage, "endpoint" | "region" | "accessKeyId" | "secretAccessKey"> &
+  Partial<Pick<Storage, "caBundle" | "forcePathStyle">>;
 
 export function createS3Client(target: S3Target, options: S3ClientOptions = {}): S3Client {
   const maxSockets = options.maxSockets ?? 64;

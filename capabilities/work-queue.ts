@@ -1,0 +1,77 @@
+/**
+ * Per-device reconcile queue. Pepr's Reconcile neither retries nor coalesces; this does both:
+ * a key enqueued while it runs runs once more afterwards, a failure is retried with doubling
+ * backoff and jitter (1 s up to 5 min), and a key is never worked on twice at once.
+ */
+export interface QueueLogger {
+  warn(obj: object, msg: string): void;
+}
+
+export class WorkQueue {
+  private running = new Set<string>();
+  private again = new Set<string>();
+  private timers = new Map<string, ReturnType<typeof setTimeout>>();
+  private failures = new Map<string, number>();
+
+  constructor(
+    private readonly work: (key: string) => Promise<void>,
+    private readonly log: QueueLogger,
+    private readonly maxBackoffMs = 300_000,
+  ) {}
+
+  /** Work on key after delayMs (0: now). An earlier pending run wins over a later one. */
+  enqueue(key: string, delayMs = 0): void {
+    if (this.running.has(key)) {
+      if (delayMs === 0) this.again.add(key);
+      else this.schedule(key, delayMs);
+      return;
+    }
+    this.schedule(key, delayMs);
+  }
+
+  private schedule(key: string, delayMs: number): void {
+    const pending = this.timers.get(key);
+    if (pending && delayMs > 0) return;
+    if (pending) clearTimeout(pending);
+    this.timers.set(
+      key,
+      setTimeout(() => {
+        this.timers.delete(key);
+        void this.run(key);
+      }, delayMs),
+    );
+  }
+
+  private async run(key: string): Promise<void> {
+    if (this.running.has(key)) {
+      this.again.add(key);
+      return;
+    }
+    this.running.add(key);
+    try {
+      await this.work(key);
+      this.failures.delete(key);
+    } catch (err) {
+      const n = (this.failures.get(key) ?? 0) + 1;
+      this.failures.set(key, n);
+      const delay = Math.min(this.maxBackoffMs, 1000 * 2 ** (n - 1)) * (0.8 + Math.random() * 0.4);
+      this.log.warn(
+        { key, attempt: n, retryInMs: Math.round(delay), error: describe(err) },
+        "reconcile failed; will retry",
+      );
+      this.schedule(key, delay);
+    } finally {
+      this.running.delete(key);
+      if (this.again.delete(key)) this.schedule(key, 0);
+    }
+  }
+}
+
+/** KFC throws plain objects ({status, statusText, data}); make any error a short line. */
+export function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  const e = err as { status?: number; statusText?: string; data?: { message?: string } };
+  if (e && typeof e === "object" && "status" in e)
+    return `HTTP ${e.status}: ${e.data?.message ?? e.statusText ?? ""}`.trim();
+  return String(err);
+}

@@ -1,0 +1,77 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { assembleDeviceConfig } from "../../capabilities/assemble-config";
+import type { EdgeWorkload } from "../../capabilities/generated/edgeworkload-v1alpha1";
+
+const wl = (name: string, spec: Record<string, unknown>, namespace = "edge") =>
+  ({ metadata: { name, namespace }, spec: { type: "pod", ...spec } }) as EdgeWorkload;
+const storage = {
+  kind: "external" as const,
+  endpoint: "https://s3:443",
+  bucket: "bkt",
+  region: "r",
+  accessKeyId: "a",
+  secretAccessKey: "s",
+  forcePathStyle: true,
+};
+const device = { namespace: "edge", name: "cam-1", labels: { dc: "home" } };
+
+test("storage plus the paths of every selecting workload, sorted", () => {
+  const config = assembleDeviceConfig(device, storage, [
+    wl("z-stats", {
+      deviceSelector: { matchLabels: { dc: "home" } },
+      data: { paths: [{ source: "s", target: "t" }] },
+    }),
+    wl("a-cam", {
+      device: "cam-1",
+      data: {
+        paths: [
+          { source: "frames", target: "video" },
+          { source: "x", target: "y" },
+        ],
+      },
+    }),
+    wl("other-dc", {
+      deviceSelector: { matchLabels: { dc: "lab" } },
+      data: { paths: [{ source: "s", target: "t2" }] },
+    }),
+    wl(
+      "other-ns",
+      { device: "cam-1", data: { paths: [{ source: "s", target: "t3" }] } },
+      "elsewhere",
+    ),
+    wl("no-paths", { device: "cam-1" }),
+  ]);
+  assert.equal(config, {
+    version: 1,
+    device: { namespace: "edge", name: "cam-1" },
+    storage,
+    workloads: [
+      {
+        name: "a-cam",
+        paths: [
+          { source: "frames", target: "video" },
+          { source: "x", target: "y" },
+        ],
+      },
+      { name: "z-stats", paths: [{ source: "s", target: "t" }] },
+    ],
+    syncIntervalSeconds: 15,
+  });
+});
+
+test("no storage is a valid config", () => {
+  assert.is(assembleDeviceConfig(device, null, []).storage, null);
+});
+
+test("a path the agent would refuse is never written", () => {
+  assert.throws(
+    () =>
+      assembleDeviceConfig(device, storage, [
+        wl("bad", { device: "cam-1", data: { paths: [{ source: "../x", target: "t" }] } }),
+      ]),
+    /workloads\[0\]\.paths\[0\]\.source/,
+  );
+});
+
+test.run();

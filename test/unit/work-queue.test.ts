@@ -1,0 +1,61 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { WorkQueue } from "../../capabilities/work-queue";
+import { References } from "../../capabilities/references";
+
+const quiet = { warn: () => undefined };
+const tick = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+
+test("a key never runs twice at once; an enqueue while running runs once more after", async () => {
+  let active = 0;
+  let maxActive = 0;
+  let runs = 0;
+  const queue = new WorkQueue(async () => {
+    runs++;
+    active++;
+    maxActive = Math.max(maxActive, active);
+    await tick(30);
+    active--;
+  }, quiet);
+  queue.enqueue("a");
+  await tick(5);
+  queue.enqueue("a");
+  queue.enqueue("a");
+  await tick(120);
+  assert.is(maxActive, 1);
+  assert.is(runs, 2, "two enqueues during a run coalesce into one more run");
+});
+
+test("a failure is retried with backoff until it succeeds", async () => {
+  let attempts = 0;
+  const warnings: unknown[] = [];
+  const queue = new WorkQueue(
+    async () => {
+      attempts++;
+      if (attempts < 3) throw { status: 500, data: { message: "etcd busy" } };
+    },
+    { warn: o => warnings.push(o) },
+    20,
+  );
+  queue.enqueue("k");
+  await tick(200);
+  assert.is(attempts, 3);
+  assert.match(JSON.stringify(warnings[0]), /HTTP 500: etcd busy/);
+});
+
+test("references route ConfigMap and Secret changes to the devices that use them", () => {
+  const refs = new References();
+  refs.record("edge/cam-1", "edge", { configMaps: ["s3cfg"], secrets: ["s3creds"] });
+  refs.record("edge/cam-2", "edge", { configMaps: ["s3cfg"], secrets: [] });
+  assert.equal(refs.devicesUsing("ConfigMap", "edge", "s3cfg").sort(), [
+    "edge/cam-1",
+    "edge/cam-2",
+  ]);
+  assert.equal(refs.devicesUsing("Secret", "other", "s3creds"), []);
+  refs.record("edge/cam-1", "edge", { configMaps: [], secrets: ["b"] });
+  assert.equal(refs.devicesUsing("ConfigMap", "edge", "s3cfg"), ["edge/cam-2"]);
+  refs.forget("edge/cam-2");
+  assert.equal(refs.devicesUsing("ConfigMap", "edge", "s3cfg"), []);
+});
+
+test.run();
