@@ -13,7 +13,12 @@ export PATH=$RUN_DIR/path:$PATH
 uuid=$(node -p 'require("./package.json").pepr.uuid')
 
 webhooks_gone() { ! kubectl get mutatingwebhookconfiguration "pepr-$uuid" >/dev/null 2>&1; }
-serving() { curl -sk -o /dev/null https://localhost:3000/healthz && ! webhooks_gone; }
+# Ready when admission answers for real: a server-side dry run of the seed workload passes
+# through the module's webhooks (pepr serves /healthz before its admission routes).
+serving() {
+  ! webhooks_gone &&
+    kubectl create --dry-run=server -n default -o name -f manifests/samples/os-stats-workload.yaml >/dev/null 2>&1
+}
 
 case "${1:-run}" in
   run)
@@ -36,9 +41,10 @@ case "${1:-run}" in
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
     rm -f "$RUN_DIR/module.pid"
-    webhooks_gone || {
-      say "pepr left its webhooks behind; deleting them"
+    if ! webhooks_gone; then
+      # Left behind, they would block every EdgeWorkload change: remove them, and fail.
       kubectl delete mutatingwebhookconfiguration,validatingwebhookconfiguration "pepr-$uuid" --ignore-not-found >/dev/null
-    } ;;
+      die "pepr dev left its webhooks behind (deleted now)"
+    fi ;;
   *) die "usage: $0 run|start|stop" ;;
 esac

@@ -76,7 +76,7 @@ for name in etcd kube-apiserver kube-controller-manager s3 s3-tls; do running "$
 module_started=false
 provisioner_started=false
 cleanup() {
-  ! $module_started || hack/module.sh stop
+  if $module_started; then check "module stops and leaves no webhook behind" hack/module.sh stop; fi
   ! $provisioner_started || hack/obc-provisioner.sh stop
   module_started=false provisioner_started=false
   [ ${#started[@]} -eq 0 ] || hack/down.sh "${started[@]}"
@@ -92,6 +92,8 @@ if env_lines=$(hack/up.sh); then
   running obc-provisioner || provisioner_started=true
   if hack/module.sh start && hack/obc-provisioner.sh start; then
     suite "module tests" test/module || show_server_logs module obc-provisioner
+    suite "end-to-end tests" test/e2e || show_server_logs module obc-provisioner
+    check "demo (npm run demo -- --exit)" bash -c 'hack/demo.sh --exit >"$0/demo.log" 2>&1 || { tail -n 40 "$0/demo.log" >&2; exit 1; }' "$LOG_DIR"
   else
     failed=$((failed + 1)); report+=("FAILED  starting the module (module tests not run)")
     show_server_logs module obc-provisioner

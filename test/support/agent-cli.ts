@@ -43,11 +43,15 @@ export interface RunningAgent {
   stop(): Promise<number | null>;
 }
 
-/** `flotta-agent run ...` in the background. */
-export function startAgent(args: string[]): RunningAgent {
-  const child = spawn(process.execPath, [...FROM_SOURCE, "run", ...args], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+/** `flotta-agent run ...` in the background; `bin` runs a packed bundle instead of the source. */
+export function startAgent(args: string[], options: { bin?: string } = {}): RunningAgent {
+  const child = spawn(
+    process.execPath,
+    [...(options.bin ? [options.bin] : FROM_SOURCE), "run", ...args],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   let stderr = "";
   child.stderr!.on("data", d => (stderr += d));
   const exited = new Promise<number | null>(resolve => child.on("close", resolve));
