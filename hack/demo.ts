@@ -37,6 +37,18 @@ const show = (text: string) =>
   );
 const ok = (text: string) => say(`    ✓ ${text}`);
 const run = (args: string[], input?: string) => show(kubectlOk(args, { input }));
+/** What `kubectl edit edgedevice` does to spec.storage.s3, as a merge patch. */
+const patchStorage = (s3: object) =>
+  run([
+    "patch",
+    "edgedevice",
+    "camera-1",
+    "-n",
+    NS,
+    "--type=merge",
+    "-p",
+    JSON.stringify({ spec: { storage: { s3 } } }),
+  ]);
 
 async function bucketShows(bucket: string, keys: string[], what: string): Promise<void> {
   const listing = await eventually(
@@ -237,16 +249,7 @@ spec:
   run(["get", "edgedevices", "-n", NS]);
 
   heading("kubectl patch (what kubectl edit does): switch the device to bucket B");
-  run([
-    "patch",
-    "edgedevice",
-    "camera-1",
-    "-n",
-    NS,
-    "--type=merge",
-    "-p",
-    '{"spec":{"storage":{"s3":{"configMapName":"s3-bucket-b","secretName":"s3-bucket-b"}}}}',
-  ]);
+  patchStorage({ configMapName: "s3-bucket-b", secretName: "s3-bucket-b" });
   await configShows("the config with bucket B", c => c.storage?.bucket === "demo-bucket-b");
   const second = workloadWrites();
   await bucketShows("demo-bucket-b", [...first, second], "bucket B with every file");
@@ -255,16 +258,7 @@ spec:
   heading(
     "Switch to OCS: the module claims a bucket (ObjectBucketClaim), the test provisioner binds it",
   );
-  run([
-    "patch",
-    "edgedevice",
-    "camera-1",
-    "-n",
-    NS,
-    "--type=merge",
-    "-p",
-    '{"spec":{"storage":{"s3":{"configMapName":null,"secretName":null,"createOBC":true}}}}',
-  ]);
+  patchStorage({ configMapName: null, secretName: null, createOBC: true });
   const ocs = await configShows(
     "the config with the claim's bucket",
     c => c.storage?.kind === "ocs",

@@ -160,21 +160,28 @@ export class DestinationSync {
 
   /** Saves the index if it changed; saves never overlap. */
   persist(): Promise<void> {
-    this.saving = this.saving.then(async () => {
-      const timesDue = this.timesDirty && Date.now() - this.lastSave > 60_000;
-      if (!this.dirty && !timesDue) return;
-      this.dirty = false;
-      this.timesDirty = false;
-      this.lastSave = Date.now();
-      await this.store.save(this.index);
-    });
+    // Chained on the previous save whatever its outcome: one failed save must not stop the rest.
+    this.saving = this.saving
+      .catch(() => undefined)
+      .then(async () => {
+        const timesDue = this.timesDirty && Date.now() - this.lastSave > 60_000;
+        if (!this.dirty && !timesDue) return;
+        this.dirty = false;
+        this.timesDirty = false;
+        this.lastSave = Date.now();
+        try {
+          await this.store.save(this.index);
+        } catch (err) {
+          this.dirty = true;
+          throw err;
+        }
+      });
     return this.saving;
   }
 
   /** persist() from a callback that cannot wait: a failure is logged, and retried next save. */
   private persistInBackground(): void {
     this.persist().catch(err => {
-      this.dirty = true;
       this.log.warn("could not save the index; will try again", { error: describeError(err) });
     });
   }
@@ -272,6 +279,8 @@ export class DestinationSync {
             };
             index.files[key] = entry;
             this.dirty = true;
+            // A long pass saves as it goes: a crash re-sends at most the last seconds' files.
+            if (Date.now() - this.lastSave > 10_000) this.persistInBackground();
           };
           tasks.push(
             files.run(async () => {

@@ -45,6 +45,19 @@ const dirs = () => ({
   state: join(root, "state"),
   config: join(root, "config.json"),
 });
+const syncOnceArgs = () => {
+  const d = dirs();
+  return [
+    "sync",
+    "--once",
+    "--config",
+    d.config,
+    "--volumes-dir",
+    d.volumes,
+    "--state-dir",
+    d.state,
+  ];
+};
 const frames = () => join(dirs().volumes, "cam", "frames");
 const start = () => {
   const d = dirs();
@@ -129,16 +142,7 @@ test("wrong credentials: a clear error, no crash, and it recovers when the confi
     workloads,
   });
   await writeTree(frames(), { "x.txt": "x" });
-  const once = await runAgent([
-    "sync",
-    "--once",
-    "--config",
-    dirs().config,
-    "--volumes-dir",
-    dirs().volumes,
-    "--state-dir",
-    dirs().state,
-  ]);
+  const once = await runAgent(syncOnceArgs());
   assert.is(once.status, 1);
   assert.match(once.stderr, /SignatureDoesNotMatch/);
   assert.not.match(
@@ -206,16 +210,7 @@ test("a TLS endpoint works with the config's CA bundle; without it the agent ref
   const a = await newBucket("run-tls");
   const caBundle = await readFile(testEnv.s3.tlsCaFile, "utf8");
   await writeTree(frames(), { "secure.txt": "over tls" });
-  const args = [
-    "sync",
-    "--once",
-    "--config",
-    dirs().config,
-    "--volumes-dir",
-    dirs().volumes,
-    "--state-dir",
-    dirs().state,
-  ];
+  const args = syncOnceArgs();
 
   await writeConfig(dirs().config, {
     storage: storageFor(a, { endpoint: testEnv.s3.tlsEndpoint }),
@@ -257,16 +252,7 @@ test("a multipart upload left by a crash is aborted on the next start", async ()
   assert.is((await s3.send(new ListMultipartUploadsCommand({ Bucket: a }))).Uploads?.length, 1);
 
   await writeConfig(dirs().config, { storage, workloads });
-  const run = await runAgent([
-    "sync",
-    "--once",
-    "--config",
-    dirs().config,
-    "--volumes-dir",
-    dirs().volumes,
-    "--state-dir",
-    dirs().state,
-  ]);
+  const run = await runAgent(syncOnceArgs());
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stderr, /aborted a multipart upload left by an earlier run/);
   assert.is(

@@ -20,6 +20,18 @@ const ns = uniqueName("access");
 const dir = mkdtempSync(join(tmpdir(), "access-"));
 const kubeconfigA = join(dir, "a.kubeconfig");
 const asA = (args: string[]) => kubectl(["--kubeconfig", kubeconfigA, ...args]);
+/** What the agent does to report: a merge patch of the device's status. */
+const patchStatusArgs = (device: string) => [
+  "patch",
+  "edgedevice",
+  device,
+  "-n",
+  ns,
+  "--subresource=status",
+  "--type=merge",
+  "-p",
+  '{"status":{"dataUpload":{"filesSent":1}}}',
+];
 const device = (name: string) => `
 apiVersion: management.project-flotta.io/v1alpha1
 kind: EdgeDevice
@@ -53,17 +65,7 @@ test("the minted kubeconfig is private and names the device's ServiceAccount", (
 
 test("device A reads its own config and patches its own status", () => {
   assert.is(asA(["get", "secret", "dev-a-data-upload", "-n", ns, "-o", "name"]).status, 0);
-  const patch = asA([
-    "patch",
-    "edgedevice",
-    "dev-a",
-    "-n",
-    ns,
-    "--subresource=status",
-    "--type=merge",
-    "-p",
-    '{"status":{"dataUpload":{"filesSent":1}}}',
-  ]);
+  const patch = asA(patchStatusArgs("dev-a"));
   assert.is(patch.status, 0, patch.stderr);
 });
 
@@ -72,17 +74,7 @@ test("device A is forbidden on B's config, other Secrets, and B's status", () =>
     ["get", "secret", "dev-b-data-upload", "-n", ns],
     ["get", "secret", "s3", "-n", ns],
     ["get", "secrets", "-n", ns],
-    [
-      "patch",
-      "edgedevice",
-      "dev-b",
-      "-n",
-      ns,
-      "--subresource=status",
-      "--type=merge",
-      "-p",
-      '{"status":{"dataUpload":{"filesSent":1}}}',
-    ],
+    patchStatusArgs("dev-b"),
     ["get", "edgedevice", "dev-b", "-n", ns],
   ]) {
     const result = asA(args);

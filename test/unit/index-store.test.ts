@@ -5,6 +5,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { emptyIndex, IndexStore } from "../../agent/sync/index-store";
 
+const entry = {
+  workload: "w",
+  size: 1,
+  mtimeNs: "1",
+  ctimeNs: "1",
+  ino: "1",
+  md5: "m",
+  sentAt: "s",
+};
 const destination = { endpoint: "http://127.0.0.1:7070", bucket: "b1" };
 let dir = "";
 test.before.each(async () => {
@@ -23,15 +32,7 @@ test("no index: missing, and empty", async () => {
 test("saved index loads back, mode 0600, no temp files left", async () => {
   const store = new IndexStore(dir);
   const index = emptyIndex(destination);
-  index.files["t/a"] = {
-    workload: "w",
-    size: 1,
-    mtimeNs: "1",
-    ctimeNs: "1",
-    ino: "1",
-    md5: "m",
-    sentAt: "s",
-  };
+  index.files["t/a"] = entry;
   index.pendingUploads["t/big"] = "upload-1";
   await store.save(index);
   const loaded = await store.load(destination);
@@ -51,15 +52,7 @@ test("each destination has its own index", async () => {
 test("a torn index is set aside and the destination starts afresh", async () => {
   const store = new IndexStore(dir);
   const index = emptyIndex(destination);
-  index.files["t/a"] = {
-    workload: "w",
-    size: 1,
-    mtimeNs: "1",
-    ctimeNs: "1",
-    ino: "1",
-    md5: "m",
-    sentAt: "s",
-  };
+  index.files["t/a"] = entry;
   await store.save(index);
   const path = store.pathOf(destination);
   const full = await readFile(path, "utf8");
