@@ -3,7 +3,7 @@
  * device's storage, config and access. The bindings only route events; decisions live in the
  * pure helpers beside this file, I/O in reconcile-device.ts.
  */
-import { Capability, Log, a, type PeprMutateRequest, type PeprValidateRequest } from "pepr";
+import { Capability, K8s, Log, a, type PeprMutateRequest, type PeprValidateRequest } from "pepr";
 import { EdgeDevice } from "./generated/edgedevice-v1alpha1";
 import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import "./generated/objectbucketclaim-v1alpha1";
@@ -13,7 +13,6 @@ import { reconcileDevice } from "./reconcile-device";
 import { readSettings } from "./settings";
 import { WorkQueue } from "./work-queue";
 import { workloadProblems } from "./workload-validation";
-import { K8s } from "pepr";
 
 export const DataUpload = new Capability({
   name: "data-upload",

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The test command (`npm test`): static checks, unit tests, then integration tests against the
-# local cluster and S3 server, which it starts if they are not running and stops again after.
-# Ends with one line "N passed, N failed": each static check counts as one test; uvu suites
-# count their own tests (a suite that crashes without a summary counts as one failure).
+# The test command (`npm test`): static checks and unit tests; then, against the local cluster
+# and S3 server, integration tests; then, with the module (pepr dev) and the test OBC provisioner
+# running, module tests, end-to-end tests and the demo. It starts whatever is not running and
+# stops exactly that. Ends with one line "N passed, N failed": each check (lint, build, demo,
+# clean module stop) counts as one test; uvu suites count their own tests, and a suite that
+# crashes without a summary counts as one failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
@@ -12,7 +14,7 @@ failed=0
 report=()
 strip_ansi() { sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
 
-# check NAME CMD...: one static check, one test.
+# check NAME CMD...: one check, one test.
 check() {
   local name=$1; shift
   echo "== $name" >&2
@@ -42,7 +44,7 @@ suite() {
   if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi # e.g. a hook threw after the tests
   passed=$((passed + ok)); failed=$((failed + bad))
   report+=("$([ "$bad" -eq 0 ] && echo "ok    " || echo "FAILED") $name: $ok passed, $bad failed")
-  return "$bad"
+  [ "$bad" -eq 0 ]
 }
 
 show_server_logs() { # [extra log names]
