@@ -37,6 +37,9 @@ const show = (text: string) =>
   );
 const ok = (text: string) => say(`    ✓ ${text}`);
 const run = (args: string[], input?: string) => show(kubectlOk(args, { input }));
+/** One field of the demo's EdgeDevice, by JSONPath. */
+const deviceField = (path: string) =>
+  kubectlOk(["get", "edgedevice", "camera-1", "-n", NS, "-o", `jsonpath=${path}`]);
 /** What `kubectl edit edgedevice` does to spec.storage.s3, as a merge patch. */
 const patchStorage = (s3: object) =>
   run([
@@ -175,17 +178,7 @@ spec:
     ),
   );
   await eventually("Ready=True", () =>
-    kubectlOk([
-      "get",
-      "edgedevice",
-      "camera-1",
-      "-n",
-      NS,
-      "-o",
-      'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
-    ]) === "True"
-      ? true
-      : undefined,
+    deviceField('{.status.conditions[?(@.type=="Ready")].status}') === "True" ? true : undefined,
   );
   run(["get", "edgedevices", "-n", NS]);
 
@@ -234,15 +227,7 @@ spec:
   const first = [workloadWrites(), workloadWrites(), workloadWrites()];
   await bucketShows("demo-bucket-a", first, "the first files in bucket A");
   const lastUpload = await eventually("the agent's report in the EdgeDevice status", () => {
-    const t = kubectlOk([
-      "get",
-      "edgedevice",
-      "camera-1",
-      "-n",
-      NS,
-      "-o",
-      "jsonpath={.status.dataUpload.lastUploadTime}",
-    ]);
+    const t = deviceField("{.status.dataUpload.lastUploadTime}");
     return t || undefined;
   });
   ok(`the agent reported its last upload (${lastUpload}) into the EdgeDevice status`);
