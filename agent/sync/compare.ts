@@ -5,8 +5,10 @@
  *   listing and the object there has the same size, check its content against the object);
  * - size differs: send it;
  * - size, mtime, ctime and inode all equal: nothing;
- * - same size but other times (touched, or rewritten): hash it; send only if the bytes differ.
+ * - same size but other times (touched, or rewritten): hash it; send only if the bytes differ
+ *   from what the entry recorded (an MD5, or a multipart ETag with its part size).
  */
+import type { FileHashes } from "./hash";
 import type { IndexEntry } from "./index-store";
 import type { LocalFile } from "./walk";
 
@@ -18,8 +20,8 @@ export interface RemoteObject {
 export type Decision =
   | { action: "skip" }
   | { action: "upload" }
-  /** Hash the file; equal to `md5` means unchanged (refresh the entry), else send. */
-  | { action: "verify-local"; md5: string }
+  /** Hash the file; the content the entry recorded means unchanged (refresh the entry), else send. */
+  | { action: "verify-local"; entry: IndexEntry }
   /** Hash the file as S3 would; equal to the object's ETag means adopt it, else send. */
   | { action: "verify-remote"; remote: RemoteObject };
 
@@ -36,7 +38,17 @@ export function decide(
   if (entry.mtimeNs === file.mtimeNs && entry.ctimeNs === file.ctimeNs && entry.ino === file.ino) {
     return { action: "skip" };
   }
-  return { action: "verify-local", md5: entry.md5 };
+  return { action: "verify-local", entry };
+}
+
+/** The fingerprint an index entry keeps of a file's content. */
+export type Content = Pick<IndexEntry, "md5" | "etag" | "partSize">;
+
+/** True when the hashes of a local file show the content an entry recorded. */
+export function sameContent(recorded: Content, hashes: FileHashes): boolean {
+  if (recorded.md5) return hashes.md5 === recorded.md5;
+  if (recorded.etag) return hashes.multipartEtag === recorded.etag;
+  return false;
 }
 
 /** S3's ETag without quotes. */

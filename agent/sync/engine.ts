@@ -10,7 +10,15 @@ import {
 } from "@aws-sdk/client-s3";
 import { join } from "node:path";
 import type { WorkloadPaths } from "../config/device-config";
-import { bareEtag, decide, guessPartSize, multipartPartCount, type RemoteObject } from "./compare";
+import {
+  bareEtag,
+  decide,
+  guessPartSize,
+  multipartPartCount,
+  sameContent,
+  type Content,
+  type RemoteObject,
+} from "./compare";
 import { hashFile } from "./hash";
 import type { DestinationIndex, IndexEntry, IndexStore } from "./index-store";
 import { objectKey, targetPrefix } from "./keys";
@@ -265,14 +273,14 @@ export class DestinationSync {
           const key = objectKey(path.target, file.relativePath);
           const decision = decide(file, index.files[key], remote?.get(key));
           if (decision.action === "skip") continue;
-          const record = (md5: string, stat: LocalFile, sent: boolean) => {
+          const record = (content: Content, stat: LocalFile, sent: boolean) => {
             const entry: IndexEntry = {
               workload: workload.name,
               size: stat.size,
               mtimeNs: stat.mtimeNs,
               ctimeNs: stat.ctimeNs,
               ino: stat.ino,
-              md5,
+              ...content,
               sentAt: sent
                 ? new Date().toISOString()
                 : (index.files[key]?.sentAt ?? new Date().toISOString()),
@@ -287,16 +295,16 @@ export class DestinationSync {
               if (report.aborted) return;
               try {
                 if (decision.action === "verify-local") {
-                  const { md5 } = await hashFile(file.absolutePath);
-                  if (md5 === decision.md5) {
-                    record(md5, file, false);
+                  const hashes = await hashFile(file.absolutePath, decision.entry.partSize);
+                  if (sameContent(decision.entry, hashes)) {
+                    record({ md5: hashes.md5 }, file, false);
                     report.refreshed++;
                     return;
                   }
                 } else if (decision.action === "verify-remote") {
                   const match = await this.matchesRemote(file, decision.remote);
                   if (match) {
-                    record(match.md5, file, false);
+                    record(match, file, false);
                     report.adopted++;
                     return;
                   }
@@ -329,7 +337,7 @@ export class DestinationSync {
                   report.changedDuringUpload++;
                   return;
                 }
-                record(result.md5, result.file, true);
+                record(result.content, result.file, true);
                 report.filesSent++;
                 wr.filesSent++;
               } catch (err) {

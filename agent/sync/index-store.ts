@@ -20,8 +20,14 @@ export interface IndexEntry {
   mtimeNs: string;
   ctimeNs: string;
   ino: string;
-  /** MD5 of the whole content, hex: tells a touched file from a changed one. */
-  md5: string;
+  /**
+   * What the content was, to tell a touched file from a changed one: the whole-file MD5 (hex)
+   * when known (sent in one request, adopted, or verified), else S3's multipart ETag and the part
+   * size it was made with (sent in parts: hashing it while sending would cost a sixth of the time).
+   */
+  md5?: string;
+  etag?: string;
+  partSize?: number;
   /** ISO time of the upload (or adoption). */
   sentAt: string;
 }

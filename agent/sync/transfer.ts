@@ -3,9 +3,9 @@
  *
  * - Up to one part size: read into memory between two stats; if the file changed while it was
  *   read, read again. One PutObject, signed over its exact bytes.
- * - Larger: streamed through @aws-sdk/lib-storage in parts (memory: (queueSize + 1) x partSize),
- *   with an MD5 computed on the way. The file is stat-ed again afterwards: if it changed during
- *   the upload, the result says so and the caller sends it again later.
+ * - Larger: streamed through @aws-sdk/lib-storage in parts (memory: (queueSize + 1) x partSize);
+ *   the server's multipart ETag is kept as the content's fingerprint. The file is stat-ed again
+ *   afterwards: if it changed during the upload, the result says so and the caller sends it again.
  * The upload id of a multipart upload is handed to `onMultipartStart` so that a crash can be
  * cleaned up (aborted) on the next start.
  */
@@ -14,8 +14,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { bareEtag, type Content } from "./compare";
 import type { RateLimiter } from "./rate-limit";
 import { toLocalFile, type LocalFile } from "./walk";
 
@@ -31,9 +30,9 @@ export interface TransferOptions {
 
 export type TransferResult =
   /** The object now holds exactly the file as described by `file` (its stat after the upload). */
-  | { state: "sent"; file: LocalFile; md5: string; multipart: boolean }
+  | { state: "sent"; file: LocalFile; content: Content }
   /** The file changed while it was being sent: the object holds an older version. */
-  | { state: "changed"; file: LocalFile; md5: string; multipart: boolean }
+  | { state: "changed"; file: LocalFile; content: Content }
   /** The file disappeared before it could be read. */
   | { state: "vanished" };
 
@@ -99,7 +98,7 @@ async function putSmall(
   options.onBytes?.(read.data.length);
   const md5 = createHash("md5").update(read.data).digest("hex");
   // A file that never held still while it was read is sent again on a later pass.
-  return { state: read.stable ? "sent" : "changed", file: read.file, md5, multipart: false };
+  return { state: read.stable ? "sent" : "changed", file: read.file, content: { md5 } };
 }
 
 async function uploadLarge(
@@ -107,18 +106,8 @@ async function uploadLarge(
   file: LocalFile,
   options: TransferOptions,
 ): Promise<TransferResult> {
-  const md5 = createHash("md5");
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      md5.update(chunk);
-      options.onBytes?.(chunk.length);
-      done(null, chunk);
-    },
-  });
   const source = createReadStream(file.absolutePath, { highWaterMark: 1024 * 1024 });
-  const body = options.limiter.enabled
-    ? options.limiter.stream()
-    : new Transform({ transform: (c, _e, d) => d(null, c) });
+  const body = options.limiter.enabled ? source.pipe(options.limiter.stream()) : source;
   const upload = new Upload({
     client: options.client,
     params: { Bucket: options.bucket, Key: key, Body: body },
@@ -126,29 +115,28 @@ async function uploadLarge(
     queueSize: options.queueSize,
   });
   let announced = false;
-  upload.on("httpUploadProgress", () => {
+  let reported = 0;
+  upload.on("httpUploadProgress", progress => {
     if (!announced && upload.uploadId) {
       announced = true;
       options.onMultipartStart?.(key, upload.uploadId);
     }
+    const loaded = progress.loaded ?? reported;
+    options.onBytes?.(loaded - reported);
+    reported = loaded;
   });
-  const feeding = pipeline(source, hashing, body);
+  let etag: string | undefined;
   try {
-    await Promise.all([upload.done(), feeding]);
+    etag = (await upload.done()).ETag;
   } catch (err) {
     source.destroy();
-    body.destroy();
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return { state: "vanished" };
     throw err;
   }
   const after = await restat(file);
   if (!after) return { state: "vanished" };
-  const digest = md5.digest("hex");
+  // The server's multipart ETag stands for the content: no second pass over the bytes here.
+  const content: Content = etag ? { etag: bareEtag(etag), partSize: options.partSize } : {};
   const changed = !sameStat(file, after);
-  return {
-    state: changed ? "changed" : "sent",
-    file: changed ? after : file,
-    md5: digest,
-    multipart: true,
-  };
+  return { state: changed ? "changed" : "sent", file: changed ? after : file, content };
 }

@@ -94,10 +94,11 @@ test("a second pass with nothing changed makes zero S3 requests (and is a restar
   assert.equal(requests, []);
 });
 
-test("a modified file is sent again; a touched one is not", async () => {
+test("a modified file is sent again; touched ones (one of them multipart) are not", async () => {
   await writeFile(join(source(), "cpu.json"), '{"cpu": 0.9}'); // same size, new bytes
   const later = new Date(Date.now() + 5000);
   await utimes(join(source(), "nested/deeper/mem.json"), later, later); // touched only
+  await utimes(join(source(), "big.bin"), later, later); // touched only, and sent in parts
   const requests = await requestsDuring(bucket, async () => {
     const run = await sync();
     assert.is(run.status, 0, run.stderr);

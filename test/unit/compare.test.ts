@@ -1,6 +1,12 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { bareEtag, decide, guessPartSize, multipartPartCount } from "../../agent/sync/compare";
+import {
+  bareEtag,
+  decide,
+  guessPartSize,
+  multipartPartCount,
+  sameContent,
+} from "../../agent/sync/compare";
 import type { IndexEntry } from "../../agent/sync/index-store";
 import type { LocalFile } from "../../agent/sync/walk";
 
@@ -37,9 +43,18 @@ test("a file of another size is sent without hashing", () => {
 test("a touched or same-size rewritten file is hashed, not sent blindly", () => {
   assert.equal(decide({ ...file, mtimeNs: "2000", ctimeNs: "2000" }, entry), {
     action: "verify-local",
-    md5: "abc",
+    entry,
   });
-  assert.equal(decide({ ...file, ino: "8" }, entry), { action: "verify-local", md5: "abc" });
+  assert.equal(decide({ ...file, ino: "8" }, entry), { action: "verify-local", entry });
+});
+
+test("content is compared by MD5, else by the multipart ETag the entry kept", () => {
+  const hashes = { md5: "abc", multipartEtag: "def-3" };
+  assert.ok(sameContent({ md5: "abc" }, hashes));
+  assert.not.ok(sameContent({ md5: "xyz" }, hashes));
+  assert.ok(sameContent({ etag: "def-3", partSize: 8 }, hashes));
+  assert.not.ok(sameContent({ etag: "def-4", partSize: 8 }, hashes));
+  assert.not.ok(sameContent({}, hashes), "nothing recorded: never assume unchanged");
 });
 
 test("an unknown file with an object of the same size is checked against the object", () => {
