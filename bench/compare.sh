@@ -2,18 +2,23 @@
 # Side-by-side benchmark: flotta-agent (the packed bundle) against rclone and aws-cli, in one
 # run, against the same local S3 server (hack/up.sh). Request counts come from the server's
 # access log, time and peak memory from /usr/bin/time. Prints one table with ratios to the agent.
-#   bench/compare.sh [--files N] [--big-mib M]     (defaults: 10000 files of 4 KiB, 2048 MiB)
+#   bench/compare.sh [--files N] [--big-mib M] [--rounds R]
+#   (defaults: 10000 files of 4 KiB, one of 2048 MiB, 3 rounds)
+# Runs here vary by up to 2x, so every case runs once per round, the tools' order rotating each
+# round, and the table shows medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
 
 FILES=10000
 BIG_MIB=2048
+ROUNDS=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --files) FILES=$2; shift 2 ;;
     --big-mib) BIG_MIB=$2; shift 2 ;;
-    *) die "usage: $0 [--files N] [--big-mib M]" ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    *) die "usage: $0 [--files N] [--big-mib M] [--rounds R]" ;;
   esac
 done
 
@@ -76,37 +81,47 @@ declare -A SECONDS_OF RSS_OF REQ_OF
 measure() {
   local name=$1 tool=$2 before sec rss
   command_for "$tool" "$3" "$4"
+  # Every tool starts with no dirty pages to write back (the data just made, the last tool's
+  # objects): otherwise whoever runs first pays for the others' disk writes.
+  sync
   before=$(requests_for "$4")
   /usr/bin/time -o "$work/time" -f '%e %M' "${CMD[@]}" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; die "$tool failed"; }
   read -r sec rss <"$work/time"
-  SECONDS_OF[$name,$tool]=$sec
-  RSS_OF[$name,$tool]=$((rss / 1024))
-  REQ_OF[$name,$tool]=$(($(requests_for "$4") - before))
-  say "$name, $tool: ${sec}s, ${RSS_OF[$name,$tool]} MB peak RSS, ${REQ_OF[$name,$tool]} S3 requests"
+  local requests=$(($(requests_for "$4") - before))
+  SECONDS_OF[$name,$tool]+="$sec "
+  RSS_OF[$name,$tool]+="$((rss / 1024)) "
+  REQ_OF[$name,$tool]+="$requests "
+  say "$name, $tool: ${sec}s, $((rss / 1024)) MB peak RSS, $requests S3 requests"
 }
 
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
 tools=(flotta-agent rclone aws-cli)
-for tool in "${tools[@]}"; do
-  b=bench-small-${tool}-$RANDOM
-  aws --endpoint-url "$EDGE_S3_ENDPOINT" s3 mb "s3://$b" >/dev/null
-  measure "first upload, $FILES x 4 KiB" "$tool" small "$b"
-  measure "idle re-run, $FILES files" "$tool" small "$b"
-  aws --endpoint-url "$EDGE_S3_ENDPOINT" s3 rb "s3://$b" --force >/dev/null
-  b=bench-big-${tool}-$RANDOM
-  aws --endpoint-url "$EDGE_S3_ENDPOINT" s3 mb "s3://$b" >/dev/null
-  measure "one $BIG_MIB MiB file" "$tool" big "$b"
-  aws --endpoint-url "$EDGE_S3_ENDPOINT" s3 rb "s3://$b" --force >/dev/null
+for round in $(seq 1 "$ROUNDS"); do
+  # Rotate the order: round 1 starts with the agent, round 2 with rclone, ...
+  order=("${tools[@]:$(((round - 1) % 3))}" "${tools[@]:0:$(((round - 1) % 3))}")
+  for tool in "${order[@]}"; do
+    b=bench-small-${tool}-$RANDOM
+    aws --endpoint-url "$EDGE_S3_ENDPOINT" s3 mb "s3://$b" >/dev/null
+    measure "first upload, $FILES x 4 KiB" "$tool" small "$b"
+    measure "idle re-run, $FILES files" "$tool" small "$b"
+    aws --endpoint-url "$EDGE_S3_ENDPOINT" s3 rb "s3://$b" --force >/dev/null
+    b=bench-big-${tool}-$RANDOM
+    aws --endpoint-url "$EDGE_S3_ENDPOINT" s3 mb "s3://$b" >/dev/null
+    measure "one $BIG_MIB MiB file" "$tool" big "$b"
+    aws --endpoint-url "$EDGE_S3_ENDPOINT" s3 rb "s3://$b" --force >/dev/null
+  done
 done
 
 echo
-echo "| case | tool | seconds | peak RSS MB | S3 requests | time vs flotta-agent |"
-echo "| --- | --- | ---: | ---: | ---: | ---: |"
+echo "| case | tool | seconds (median of $ROUNDS) | all runs | peak RSS MB | S3 requests | time vs flotta-agent |"
+echo "| --- | --- | ---: | --- | ---: | ---: | ---: |"
 for name in "first upload, $FILES x 4 KiB" "idle re-run, $FILES files" "one $BIG_MIB MiB file"; do
-  base=${SECONDS_OF[$name,flotta-agent]}
+  base=$(median <<<"${SECONDS_OF[$name,flotta-agent]}")
   for tool in "${tools[@]}"; do
-    s=${SECONDS_OF[$name,$tool]}
+    s=$(median <<<"${SECONDS_OF[$name,$tool]}")
     ratio=$(awk -v a="$s" -v b="$base" 'BEGIN { printf (b > 0 ? "%.2fx" : "-"), a / b }')
-    echo "| $name | $tool | $s | ${RSS_OF[$name,$tool]} | ${REQ_OF[$name,$tool]} | $ratio |"
+    echo "| $name | $tool | $s | ${SECONDS_OF[$name,$tool]% } | $(median <<<"${RSS_OF[$name,$tool]}") | $(median <<<"${REQ_OF[$name,$tool]}") | $ratio |"
   done
 done
 echo

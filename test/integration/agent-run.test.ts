@@ -10,7 +10,7 @@ import {
   ListMultipartUploadsCommand,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -228,6 +228,36 @@ test("a TLS endpoint works with the config's CA bundle; without it the agent ref
   const trusted = await runAgent(args);
   assert.is(trusted.status, 0, trusted.stderr);
   assert.is((await getObject(a, "frames/secure.txt")).toString(), "over tls");
+});
+
+test("on a terminal, sync --once shows a progress line; the bandwidth cap holds", async () => {
+  const a = await newBucket("run-progress");
+  await writeConfig(dirs().config, { storage: storageFor(a), workloads });
+  await writeTree(frames(), { "video.bin": randomBytes(48 * 1024 * 1024) });
+  // `script` gives the agent a pseudo-terminal, as a person running it by hand has.
+  const command = [
+    process.execPath,
+    "--import",
+    "tsx",
+    "agent/cli.ts",
+    ...syncOnceArgs(),
+    "--max-rate",
+    "16M",
+  ]
+    .map(arg => `'${arg}'`)
+    .join(" ");
+  const started = Date.now();
+  const result = spawnSync("script", ["-qec", command, "/dev/null"], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  const seconds = (Date.now() - started) / 1000;
+  assert.is(result.status, 0, result.stdout);
+  assert.match(result.stdout, /sent \d+(\.\d)? MiB in \d+ s \([\d.]+ MiB\/s\)/);
+  assert.match(result.stdout, /synced: 1 files seen, 1 sent/);
+  // 48 MiB at 16 MiB/s cannot take less than about 2 s (the first second's burst is free).
+  assert.ok(seconds >= 2, `48 MiB went out in ${seconds.toFixed(1)} s despite the cap`);
+  assert.ok((await getObject(a, "frames/video.bin")).length === 48 * 1024 * 1024);
 });
 
 test("a multipart upload left by a crash is aborted on the next start", async () => {
