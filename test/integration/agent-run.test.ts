@@ -206,6 +206,13 @@ test("an unreadable config is one clear line and a non-zero exit", async () => {
   );
 });
 
+test("a config without storage: the agent waits and says why", async () => {
+  await writeConfig(dirs().config, { storage: null, workloads });
+  const run = await runAgent(syncOnceArgs());
+  assert.is(run.status, 1);
+  assert.match(run.stderr, /flotta-agent: the device config has no storage/);
+});
+
 test("a TLS endpoint works with the config's CA bundle; without it the agent refuses", async () => {
   const a = await newBucket("run-tls");
   const caBundle = await readFile(testEnv.s3.tlsCaFile, "utf8");

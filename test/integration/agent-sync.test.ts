@@ -110,6 +110,16 @@ test("a modified file is sent again; touched ones (one of them multipart) are no
   assert.equal(await requestsDuring(bucket, sync), []);
 });
 
+test("status shows what the index knows: files, bytes, last sync per workload", async () => {
+  const run = await runAgent(["status", "--state-dir", state]);
+  assert.is(run.status, 0, run.stderr);
+  assert.match(run.stdout, new RegExp(`/${bucket}: 7 files, 12\\.0 MiB`));
+  assert.match(
+    run.stdout,
+    /os-stats: 7 files, 12\.0 MiB, last sync 20\d\d-.*Z, last upload 20\d\d-.*Z/,
+  );
+});
+
 test("a file removed on the device stays in the bucket", async () => {
   await unlink(join(source(), "empty.txt"));
   const run = await sync();
