@@ -32,6 +32,8 @@ export interface AgentSettings extends SyncSettings {
 export interface Reporting {
   api: DeviceApi;
   device: DeviceRef;
+  /** Renews the device's token when it is due (before each pass). */
+  tokenRenewal?: { renewIfDue(): Promise<void> };
 }
 
 export type PassOutcome =
@@ -120,6 +122,11 @@ export class Agent {
 
   /** One pass with the current config. */
   async syncOnce(): Promise<PassOutcome> {
+    await this.reporting?.tokenRenewal
+      ?.renewIfDue()
+      .catch(err =>
+        this.log.warn("cannot read the kubeconfig to renew its token", { error: String(err) }),
+      );
     await this.refreshConfig();
     const config = this.config.current;
     if (!config)

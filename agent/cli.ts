@@ -11,6 +11,8 @@ import {
 import { Agent, type Reporting } from "./agent";
 import { DeviceApi } from "./kube/client";
 import { readKubeconfig } from "./kube/kubeconfig";
+import { TokenRenewal } from "./kube/token-renewal";
+import type { Logger } from "./sync/engine";
 import { createLogger, registerSecret } from "./log";
 import { parseOptions, USAGE, type AgentOptions } from "./options";
 import { IndexStore } from "./sync/index-store";
@@ -28,7 +30,10 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
-function source(options: AgentOptions): { source: ConfigSource; reporting?: Reporting } {
+function source(
+  options: AgentOptions,
+  log: Logger,
+): { source: ConfigSource; reporting?: Reporting } {
   if (options.configFile) return { source: new FileConfigSource(options.configFile) };
   let api: DeviceApi;
   try {
@@ -38,9 +43,15 @@ function source(options: AgentOptions): { source: ConfigSource; reporting?: Repo
   } catch (err) {
     fail(`cannot use kubeconfig ${options.kubeconfig}: ${(err as Error).message}`);
   }
+  const tokenRenewal = new TokenRenewal(
+    api,
+    options.kubeconfig!,
+    log,
+    options.tokenRenewBeforeSeconds,
+  );
   return {
     source: new SecretConfigSource(api, options.device!),
-    reporting: { api, device: options.device! },
+    reporting: { api, device: options.device!, tokenRenewal },
   };
 }
 
@@ -83,7 +94,7 @@ async function main(): Promise<void> {
   if (options.command === "status") return status(options);
 
   const log = createLogger(options.logLevel);
-  const { source: configSource, reporting } = source(options);
+  const { source: configSource, reporting } = source(options, log);
   let sentBytes = 0;
   const progress = options.command === "sync" && process.stderr.isTTY;
   const agent = new Agent(

@@ -27,6 +27,9 @@ Options:
   --queue-size N       parts of one file in flight (default 4)
   --max-rate RATE      bandwidth cap in bytes/s, with K, M or G suffix (default none)
   --log-level LEVEL    debug, info, warn or error (default info)
+  --token-renew-before SECONDS
+                       renew the device token when less than this is left
+                       (default: a third of its lifetime)
   -h, --help           this text
   --version            the agent's version
 
@@ -46,6 +49,7 @@ export interface AgentOptions {
   partSizeBytes: number;
   queueSize: number;
   maxBytesPerSecond?: number;
+  tokenRenewBeforeSeconds?: number;
   logLevel: LogLevel;
 }
 
@@ -95,6 +99,7 @@ export function parseOptions(argv: string[]): ParsedOptions {
         "queue-size": { type: "string" },
         "max-rate": { type: "string" },
         "log-level": { type: "string" },
+        "token-renew-before": { type: "string" },
         once: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
@@ -130,6 +135,7 @@ export function parseOptions(argv: string[]): ParsedOptions {
     ["concurrency", "concurrency", 1, 256, 1],
     ["partSizeBytes", "part-size", 5, 5120, MiB],
     ["queueSize", "queue-size", 1, 64, 1],
+    ["tokenRenewBeforeSeconds", "token-renew-before", 1, 31_536_000, 1],
   ];
   for (const [field, flag, min, max, scale] of numbers) {
     const value = values[flag as "interval"];

@@ -74,6 +74,13 @@ export function deviceAccess(device: OwnerDevice) {
           resourceNames: [device.name],
           verbs: ["get", "patch"],
         },
+        // The agent renews its own token before it expires (TokenRequest for this account only).
+        {
+          apiGroups: [""],
+          resources: ["serviceaccounts/token"],
+          resourceNames: [name],
+          verbs: ["create"],
+        },
       ],
     },
     roleBinding: {

@@ -23,7 +23,7 @@ export interface DeviceRef {
 export class DeviceApi {
   private readonly agent: Agent;
 
-  constructor(private readonly connection: KubeConnection) {
+  constructor(private connection: KubeConnection) {
     this.agent = new Agent({
       keepAlive: true,
       ca: connection.ca,
@@ -103,6 +103,35 @@ export class DeviceApi {
     for (const [key, value] of Object.entries(secret.data ?? {}))
       data[key] = Buffer.from(value, "base64").toString("utf8");
     return { resourceVersion: secret.metadata.resourceVersion, data };
+  }
+
+  /** From now on, authenticate with `token` (a renewed one). */
+  useToken(token: string): void {
+    this.connection = { ...this.connection, token: () => token };
+  }
+
+  /** A new token for a ServiceAccount (TokenRequest): the device's own, to renew it. */
+  async requestToken(
+    namespace: string,
+    serviceAccount: string,
+    expirationSeconds: number,
+  ): Promise<string> {
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(serviceAccount)}/token`;
+    const body = {
+      apiVersion: "authentication.k8s.io/v1",
+      kind: "TokenRequest",
+      spec: { expirationSeconds },
+    };
+    const { status, json } = await this.call("POST", path, body);
+    if (status !== 201 && status !== 200)
+      throw this.explain(
+        status,
+        json,
+        `renewing the token of ServiceAccount ${namespace}/${serviceAccount}`,
+      );
+    const token = (json as { status?: { token?: string } })?.status?.token;
+    if (!token) throw new KubeError("the TokenRequest answer has no token");
+    return token;
   }
 
   /** Merge-patches status.<field> of the device, leaving the module's status fields alone. */

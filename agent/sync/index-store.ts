@@ -7,8 +7,9 @@
  * foreign writer, or from an unknown version) is set aside as `<name>.corrupt` and the agent
  * starts that destination afresh: it lists the bucket and adopts what already matches.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { mkdir, open, readFile, readdir, rename, unlink } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readFile, readdir, rename } from "node:fs/promises";
+import { writeFileAtomic } from "../atomic-file";
 import { join } from "node:path";
 
 export const INDEX_VERSION = 1;
@@ -94,31 +95,6 @@ export type LoadedIndex =
   | { state: "found"; index: DestinationIndex }
   | { state: "missing"; index: DestinationIndex }
   | { state: "corrupt"; index: DestinationIndex; setAsideAs: string };
-
-/** Writes `data` to `path` atomically with mode 0600. */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
-  const dir = join(path, "..");
-  const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  const file = await open(temp, "w", 0o600);
-  try {
-    await file.writeFile(data);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-  const dirHandle = await open(dir, "r");
-  try {
-    await dirHandle.sync();
-  } finally {
-    await dirHandle.close();
-  }
-}
 
 export class IndexStore {
   constructor(private readonly stateDir: string) {}

@@ -6,7 +6,9 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { readFileSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
+import { tokenClaims } from "../../agent/kube/token";
 import { join } from "node:path";
 import { deviceConfigSecretName, type DeviceConfigInput } from "../../agent/config/device-config";
 import type { EdgeDevice } from "../../capabilities/generated/edgedevice-v1alpha1";
@@ -146,6 +148,32 @@ test("a change to the config Secret takes effect without a restart", async () =>
   );
   await running.stop();
   running = undefined;
+});
+
+test("the agent renews its device token before it expires, in its kubeconfig", async () => {
+  writeDeviceKubeconfig(kubeconfig(), ns, device, "10m");
+  const tokenOf = () =>
+    (JSON.parse(readFileSync(kubeconfig(), "utf8")) as { users: { user: { token: string } }[] })
+      .users[0].user.token;
+  const before = tokenOf();
+  // 10 minutes is TokenRequest's shortest lifetime; renew when less than all of it is left.
+  const run = await runAgent(["sync", "--once", ...args(), "--token-renew-before", "600"]);
+  assert.is(run.status, 0, run.stderr);
+  assert.match(run.stderr, /renewed the device token/);
+  const after = tokenOf();
+  assert.is.not(after, before);
+  assert.ok(tokenClaims(after)!.expiresAt > tokenClaims(before)!.expiresAt);
+  assert.is(statSync(kubeconfig()).mode & 0o777, 0o600);
+  assert.not.match(run.stderr, new RegExp(after.slice(-20)), "the token reached the log");
+  const who = kubectl([
+    "--kubeconfig",
+    kubeconfig(),
+    "auth",
+    "whoami",
+    "-o",
+    "jsonpath={.status.userInfo.username}",
+  ]);
+  assert.is(who.stdout, `system:serviceaccount:${ns}:${device}-agent`);
 });
 
 test("a revoked device (ServiceAccount deleted) gets a clear error", async () => {

@@ -83,6 +83,14 @@ test("device A is forbidden on B's config, other Secrets, and B's status", () =>
   }
 });
 
+test("device A may renew its own token, and no other", () => {
+  const own = asA(["create", "token", "dev-a-data-upload-agent", "-n", ns, "--duration=10m"]);
+  assert.is(own.status, 0, own.stderr);
+  const other = asA(["create", "token", "dev-b-data-upload-agent", "-n", ns, "--duration=10m"]);
+  assert.is.not(other.status, 0, "device A minted a token for device B");
+  assert.match(other.stderr, /forbidden/i);
+});
+
 test("deleting a device removes its Secret, ServiceAccount, Role and RoleBinding, and keeps its claim", async () => {
   kubectlOk(["delete", "edgedevice", "dev-a", "-n", ns]);
   for (const [kind, name] of [

@@ -23,6 +23,7 @@ metadata: { name: ${device}-agent }
 rules:
   - { apiGroups: [""], resources: [secrets], resourceNames: [${secret}], verbs: [get, watch, list] }
   - { apiGroups: [management.project-flotta.io], resources: [edgedevices, edgedevices/status], resourceNames: [${device}], verbs: [get, patch] }
+  - { apiGroups: [""], resources: [serviceaccounts/token], resourceNames: [${device}-agent], verbs: [create] }
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -34,7 +35,12 @@ subjects: [{ kind: ServiceAccount, name: ${device}-agent, namespace: ${namespace
 }
 
 /** Writes a kubeconfig for the device's ServiceAccount to `path`. */
-export function writeDeviceKubeconfig(path: string, namespace: string, device: string): void {
+export function writeDeviceKubeconfig(
+  path: string,
+  namespace: string,
+  device: string,
+  duration = "1h",
+): void {
   const admin = load(readFileSync(testEnv.kubeconfig, "utf8")) as {
     clusters: { cluster: Record<string, string> }[];
   };
@@ -44,7 +50,7 @@ export function writeDeviceKubeconfig(path: string, namespace: string, device: s
     `${device}-agent`,
     "-n",
     namespace,
-    "--duration=1h",
+    `--duration=${duration}`,
   ]).trim();
   const kubeconfig = {
     apiVersion: "v1",

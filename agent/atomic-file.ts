@@ -1,0 +1,32 @@
+/**
+ * Replaces a file so that a crash leaves either the old content or the new, never a torn one:
+ * temp file, fsync, rename, fsync of the directory. Mode 0600: what the agent writes (its
+ * index, its kubeconfig) is its own.
+ */
+import { randomBytes } from "node:crypto";
+import { open, rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
+
+export async function writeFileAtomic(path: string, data: string): Promise<void> {
+  const dir = join(path, "..");
+  const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+  const file = await open(temp, "w", 0o600);
+  try {
+    await file.writeFile(data);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  try {
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+  const dirHandle = await open(dir, "r");
+  try {
+    await dirHandle.sync();
+  } finally {
+    await dirHandle.close();
+  }
+}
