@@ -122,11 +122,7 @@ export class Agent {
 
   /** One pass with the current config. */
   async syncOnce(): Promise<PassOutcome> {
-    await this.reporting?.tokenRenewal
-      ?.renewIfDue()
-      .catch(err =>
-        this.log.warn("cannot read the kubeconfig to renew its token", { error: String(err) }),
-      );
+    await this.reporting?.tokenRenewal?.renewIfDue();
     await this.refreshConfig();
     const config = this.config.current;
     if (!config)

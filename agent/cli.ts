@@ -10,7 +10,7 @@ import {
 } from "./config/sources";
 import { Agent, type Reporting } from "./agent";
 import { DeviceApi } from "./kube/client";
-import { readKubeconfig } from "./kube/kubeconfig";
+import { readKubeconfig, type KubeConnection } from "./kube/kubeconfig";
 import { TokenRenewal } from "./kube/token-renewal";
 import type { Logger } from "./sync/engine";
 import { createLogger, registerSecret } from "./log";
@@ -35,18 +35,19 @@ function source(
   log: Logger,
 ): { source: ConfigSource; reporting?: Reporting } {
   if (options.configFile) return { source: new FileConfigSource(options.configFile) };
-  let api: DeviceApi;
+  let connection: KubeConnection;
   try {
-    const connection = readKubeconfig(options.kubeconfig!);
+    connection = readKubeconfig(options.kubeconfig!);
     registerSecret(connection.token?.());
-    api = new DeviceApi(connection);
   } catch (err) {
     fail(`cannot use kubeconfig ${options.kubeconfig}: ${(err as Error).message}`);
   }
+  const api = new DeviceApi(connection);
   const tokenRenewal = new TokenRenewal(
     api,
     options.kubeconfig!,
     log,
+    connection.inlineToken,
     options.tokenRenewBeforeSeconds,
   );
   return {

@@ -11,6 +11,8 @@ export interface KubeConnection {
   server: string;
   ca?: string;
   token?: () => string;
+  /** The token written in the kubeconfig itself (not a tokenFile): the one the agent renews. */
+  inlineToken?: string;
   cert?: string;
   key?: string;
 }
@@ -57,7 +59,14 @@ export function parseKubeconfig(text: string, baseDir: string): KubeConnection {
     throw new Error(
       `kubeconfig: user "${context.user}" has neither a token nor a client certificate`,
     );
-  return { server: cluster.server.replace(/\/+$/, ""), ca, token, cert, key };
+  return {
+    server: cluster.server.replace(/\/+$/, ""),
+    ca,
+    token,
+    inlineToken: user.token || undefined,
+    cert,
+    key,
+  };
 }
 
 export function readKubeconfig(path: string): KubeConnection {

@@ -45,35 +45,16 @@ const dirs = () => ({
   state: join(root, "state"),
   config: join(root, "config.json"),
 });
-const syncOnceArgs = () => {
+/** Where this test's device keeps its config, files and state. */
+const deviceArgs = () => {
   const d = dirs();
-  return [
-    "sync",
-    "--once",
-    "--config",
-    d.config,
-    "--volumes-dir",
-    d.volumes,
-    "--state-dir",
-    d.state,
-  ];
+  return ["--config", d.config, "--volumes-dir", d.volumes, "--state-dir", d.state];
 };
+const syncOnceArgs = () => ["sync", "--once", ...deviceArgs()];
 const frames = () => join(dirs().volumes, "cam", "frames");
 const start = () => {
-  const d = dirs();
   // 5 MiB parts: the 6 MiB file below goes up in parts while it grows.
-  running = startAgent([
-    "--config",
-    d.config,
-    "--volumes-dir",
-    d.volumes,
-    "--state-dir",
-    d.state,
-    "--interval",
-    "1",
-    "--part-size",
-    "5",
-  ]);
+  running = startAgent([...deviceArgs(), "--interval", "1", "--part-size", "5"]);
   return running;
 };
 const objectIs = (bucket: string, key: string, content: string) => async () => {
