@@ -27,6 +27,8 @@ export interface AgentSettings extends SyncSettings {
   /** Overrides the config's syncIntervalSeconds when set. */
   intervalSeconds?: number;
   configPollSeconds: number;
+  /** The last run did not stop cleanly (see state-lock.ts): destinations list their buckets again. */
+  afterCrash?: boolean;
 }
 
 export interface Reporting {
@@ -106,7 +108,7 @@ export class Agent {
       this.log,
     );
     try {
-      await sync.open();
+      await sync.open(this.settings.afterCrash);
     } catch (err) {
       client.destroy();
       throw err;
@@ -120,8 +122,8 @@ export class Agent {
     return this.settings.intervalSeconds ?? config?.syncIntervalSeconds ?? 15;
   }
 
-  /** One pass with the current config. */
-  async syncOnce(): Promise<PassOutcome> {
+  /** One pass with the current config; `signal` stops it early (in-flight uploads are aborted). */
+  async syncOnce(signal?: AbortSignal): Promise<PassOutcome> {
     await this.reporting?.tokenRenewal?.renewIfDue();
     await this.refreshConfig();
     const config = this.config.current;
@@ -141,13 +143,16 @@ export class Agent {
     }
     let report: PassReport;
     try {
-      report = await sync.pass(config.workloads);
+      report = await sync.pass(config.workloads, signal);
     } catch (err) {
       const reason = `sync pass failed: ${describeError(err)}`;
       await this.report(sync, undefined, reason);
       return { state: "failed", reason };
     }
-    for (const problem of report.walkProblems) this.log.warn("cannot read local path", problem);
+    for (const problem of report.walkProblems)
+      this.log.warn("cannot read local path", { ...problem });
+    for (const skipped of report.skipped.slice(0, 20))
+      this.log.info("not uploaded", { ...skipped });
     for (const failure of report.failures.slice(0, 20))
       this.log.warn("upload failed; will retry", failure);
     const level = report.filesSent || report.failures.length || report.adopted ? "info" : "debug";
@@ -160,6 +165,7 @@ export class Agent {
       unchangedTouched: report.refreshed,
       changedDuringUpload: report.changedDuringUpload,
       failed: report.failures.length,
+      skipped: report.skipped.length,
       listed: report.listedPrefixes,
     });
     await this.report(sync, report);
@@ -197,7 +203,8 @@ export class Agent {
     let failures = 0;
     let lastWaiting = "";
     while (!signal.aborted) {
-      const outcome = await this.syncOnce();
+      const outcome = await this.syncOnce(signal);
+      if (signal.aborted) break;
       let wait = this.intervalSeconds(this.config.current) * 1000;
       if (outcome.state === "failed") {
         failures++;

@@ -1,6 +1,6 @@
 /**
  * Replaces a file so that a crash leaves either the old content or the new, never a torn one:
- * temp file, fsync, rename, fsync of the directory. Mode 0600: what the agent writes (its
+ * temp file, fsync, rename, fsync of the directory; a failed write removes its temp file. Mode 0600: what the agent writes (its
  * index, its kubeconfig) is its own.
  */
 import { randomBytes } from "node:crypto";
@@ -10,16 +10,17 @@ import { join } from "node:path";
 export async function writeFileAtomic(path: string, data: string): Promise<void> {
   const dir = join(path, "..");
   const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  const file = await open(temp, "w", 0o600);
   try {
-    await file.writeFile(data);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  try {
+    const file = await open(temp, "w", 0o600);
+    try {
+      await file.writeFile(data);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
     await rename(temp, path);
   } catch (err) {
+    // A full or failing disk must not leave temp files behind to pile up.
     await unlink(temp).catch(() => undefined);
     throw err;
   }

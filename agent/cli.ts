@@ -16,6 +16,7 @@ import type { Logger } from "./sync/engine";
 import { createLogger, registerSecret } from "./log";
 import { parseOptions, USAGE, type AgentOptions } from "./options";
 import { IndexStore } from "./sync/index-store";
+import { lockStateDir, type StateLock } from "./state-lock";
 import { RateLimiter } from "./sync/rate-limit";
 
 // The SDK warns on Node 20 that its future releases need Node 22. The agent ships its SDK
@@ -86,6 +87,75 @@ async function status(options: AgentOptions): Promise<void> {
   }
 }
 
+/** Takes the state dir for this run, or ends the process: one agent per state dir. */
+async function takeStateDir(options: AgentOptions, log: Logger): Promise<StateLock> {
+  const lock = await lockStateDir(options.stateDir);
+  if (lock.state === "busy")
+    fail(`another agent (pid ${lock.pid}) uses the state dir ${options.stateDir}; stop it first`);
+  if (lock.state === "unlocked")
+    log.warn("cannot lock the state dir; going on without a lock", { reason: lock.reason });
+  else if (lock.afterCrash)
+    log.warn("the last run did not stop cleanly; its leftovers are cleaned up");
+  return lock;
+}
+
+/** SIGINT and SIGTERM abort the returned signal: the pass stops, in-flight uploads are aborted. */
+function stopOnSignals(log: Logger): AbortSignal {
+  const controller = new AbortController();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      log.info("stopping", { signal });
+      controller.abort();
+    });
+  }
+  return controller.signal;
+}
+
+async function syncCommand(agent: Agent, signal: AbortSignal, progress: Progress): Promise<number> {
+  const stopProgress = progress.start();
+  const outcome = await agent.syncOnce(signal);
+  stopProgress();
+  await agent.close();
+  if (outcome.state !== "synced") {
+    process.stderr.write(`flotta-agent: ${outcome.reason}\n`);
+    return 1;
+  }
+  const r = outcome.report;
+  const complete =
+    r.failures.length === 0 && r.changedDuringUpload === 0 && !r.aborted && !r.walkProblems.length;
+  process.stdout.write(
+    `${complete ? "synced" : "incomplete"}: ${r.filesSeen} files seen, ${r.filesSent} sent (${formatBytes(r.bytesSent)}), ${r.adopted} already in the bucket, ${r.failures.length} failed, ${r.changedDuringUpload} changed while sending, ${r.skipped.length} not uploaded (see the log)\n`,
+  );
+  return complete ? 0 : 1;
+}
+
+interface Progress {
+  onBytes?: (n: number) => void;
+  start(): () => void;
+}
+
+/** A progress line on a terminal during `sync`; nothing elsewhere. */
+function progressLine(enabled: boolean): Progress {
+  if (!enabled) return { start: () => () => undefined };
+  let sentBytes = 0;
+  return {
+    onBytes: n => (sentBytes += n),
+    start() {
+      const started = Date.now();
+      const timer = setInterval(() => {
+        const seconds = (Date.now() - started) / 1000;
+        process.stderr.write(
+          `\r\x1b[Ksent ${formatBytes(sentBytes)} in ${seconds.toFixed(0)} s (${formatBytes(sentBytes / Math.max(seconds, 0.001))}/s)`,
+        );
+      }, 500);
+      return () => {
+        clearInterval(timer);
+        process.stderr.write("\r\x1b[K");
+      };
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const parsed = parseOptions(process.argv.slice(2));
   if (!parsed.ok) fail(`${parsed.error}\nRun "flotta-agent --help" for usage.`);
@@ -96,8 +166,9 @@ async function main(): Promise<void> {
 
   const log = createLogger(options.logLevel);
   const { source: configSource, reporting } = source(options, log);
-  let sentBytes = 0;
-  const progress = options.command === "sync" && process.stderr.isTTY;
+  const lock = await takeStateDir(options, log);
+  const signal = stopOnSignals(log);
+  const progress = progressLine(options.command === "sync" && process.stderr.isTTY);
   const agent = new Agent(
     {
       volumesDir: options.volumesDir,
@@ -109,7 +180,8 @@ async function main(): Promise<void> {
       partSize: options.partSizeBytes,
       queueSize: options.queueSize,
       limiter: new RateLimiter(options.maxBytesPerSecond),
-      onBytes: progress ? (n: number) => (sentBytes += n) : undefined,
+      onBytes: progress.onBytes,
+      afterCrash: lock.state === "locked" && lock.afterCrash,
     },
     new ConfigHolder(configSource),
     log,
@@ -122,43 +194,12 @@ async function main(): Promise<void> {
     volumesDir: options.volumesDir,
     stateDir: options.stateDir,
   });
-
-  if (options.command === "sync") {
-    const started = Date.now();
-    const timer = progress
-      ? setInterval(() => {
-          const seconds = (Date.now() - started) / 1000;
-          process.stderr.write(
-            `\r\x1b[Ksent ${formatBytes(sentBytes)} in ${seconds.toFixed(0)} s (${formatBytes(sentBytes / Math.max(seconds, 0.001))}/s)`,
-          );
-        }, 500)
-      : undefined;
-    const outcome = await agent.syncOnce();
-    if (timer) {
-      clearInterval(timer);
-      process.stderr.write("\r\x1b[K");
-    }
-    await agent.close();
-    if (outcome.state === "synced") {
-      const r = outcome.report;
-      const complete = r.failures.length === 0 && r.changedDuringUpload === 0;
-      process.stdout.write(
-        `${complete ? "synced" : "incomplete"}: ${r.filesSeen} files seen, ${r.filesSent} sent (${formatBytes(r.bytesSent)}), ${r.adopted} already in the bucket, ${r.failures.length} failed, ${r.changedDuringUpload} changed while sending\n`,
-      );
-      process.exit(complete ? 0 : 1);
-    }
-    fail(outcome.reason, 1);
-  }
-
-  const controller = new AbortController();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.once(signal, () => {
-      log.info("stopping", { signal });
-      controller.abort();
-    });
-  }
-  await agent.run(controller.signal);
-  log.info("stopped");
+  let code = 0;
+  if (options.command === "sync") code = await syncCommand(agent, signal, progress);
+  else await agent.run(signal);
+  if (lock.state === "locked") await lock.release();
+  if (options.command === "run") log.info("stopped");
+  process.exit(code);
 }
 
 main().catch(err => fail(`unexpected error: ${(err as Error).stack ?? err}`, 1));

@@ -39,7 +39,8 @@ export function buildDataUploadStatus(
       .filter((t): t is string => !!t)
       .sort()
       .pop();
-  const lastError = problem ?? report?.aborted ?? report?.failures[0]?.error;
+  const lastError =
+    problem ?? report?.aborted ?? report?.stateProblem ?? report?.failures[0]?.error;
   return {
     destination: `${index.endpoint}/${index.bucket}`,
     filesSent: workloads.reduce((n, w) => n + w.filesSent, 0),

@@ -17,6 +17,9 @@ need_apt() { # need_apt COMMAND PACKAGE
 }
 need_apt openssl openssl
 need_apt curl curl
+need_apt systemd-analyze systemd
+need_apt mkfifo coreutils
+need_apt setpriv util-linux
 # Kubernetes 1.36 needs Go 1.26; Debian's golang-go is older, so an older Go is a clear stop.
 GO_MIN=1.26
 command -v go >/dev/null 2>&1 || die "Go $GO_MIN or newer is needed to build the local servers; none is on PATH"

@@ -9,6 +9,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
 
+# Everything this run prints is kept, to be searched for secrets at the end with every log.
+mkdir -p "$LOG_DIR"
+RUN_OUTPUT=$LOG_DIR/test-run.out
+: >"$RUN_OUTPUT"
+exec 3>&1 4>&2
+exec > >(tee -a "$RUN_OUTPUT")
+tee_out=$!
+exec 2> >(tee -a "$RUN_OUTPUT" >&2)
+tee_err=$!
+
 passed=0
 failed=0
 report=()
@@ -106,6 +116,10 @@ else
 fi
 
 cleanup
+check "no secret in any log or test output" hack/scan-secrets.sh "$LOG_DIR"
+# Back to the terminal, once the copies are written: the summary line must come last.
+exec 1>&3 2>&4 3>&- 4>&-
+wait "$tee_out" "$tee_err" 2>/dev/null
 echo >&2
 printf '%s\n' "${report[@]}" >&2
 echo "$passed passed, $failed failed"

@@ -1,28 +1,44 @@
 #!/usr/bin/env sh
-# Installs the flotta agent: /opt/flotta-agent/flotta-agent.js, /etc/flotta-agent/agent.env
-# (kept if present) and the systemd unit, and starts it. Needs Node.js >= 20 and root.
-# PREFIX, ETC_DIR and SYSTEMD_UNIT_DIR move the three places.
-#   ./install.sh [--kubeconfig FILE --device NAMESPACE/NAME | --config FILE] [--no-start]
+# Installs the flotta agent: /opt/flotta-agent/flotta-agent.js, /etc/flotta-agent/agent.env,
+# the system user flotta-agent and the systemd unit, and (re)starts it. Needs Node.js >= 20 and
+# root. PREFIX, ETC_DIR, SYSTEMD_UNIT_DIR and AGENT_USER move the places and the user.
+#   ./install.sh [--kubeconfig FILE --device NAMESPACE/NAME | --config FILE] [--no-start] [-- AGENT OPTIONS]
+# With a config source, agent.env is written from these arguments; when that changes an
+# existing agent.env, the old one is kept as agent.env.previous and the change is said. Without
+# one (an upgrade), an existing agent.env is kept as it is.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 prefix=${PREFIX:-/opt/flotta-agent}
 etc=${ETC_DIR:-/etc/flotta-agent}
 units=${SYSTEMD_UNIT_DIR:-/etc/systemd/system}
+user=${AGENT_USER:-flotta-agent}
 start=yes
-kubeconfig=""; device=""; config=""
+kubeconfig=""; device=""; config=""; extra=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --kubeconfig) kubeconfig=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --no-start) start=no; shift ;;
+    --) shift; extra=" $*"; break ;;
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+if [ -n "$kubeconfig" ] && [ -z "$device" ]; then echo "install.sh: --kubeconfig needs --device NAMESPACE/NAME" >&2; exit 2; fi
 
 command -v node >/dev/null 2>&1 || { echo "install.sh: Node.js >= 20 is needed and not found" >&2; exit 1; }
 major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$major" -ge 20 ] || { echo "install.sh: Node.js >= 20 is needed, found $(node --version)" >&2; exit 1; }
+
+# The agent's own user: no login, no home; it reads the volumes through CAP_DAC_READ_SEARCH.
+if ! id "$user" >/dev/null 2>&1; then
+  if command -v useradd >/dev/null 2>&1; then
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
+  else
+    adduser -S -D -H -h /nonexistent -s /sbin/nologin "$user" # BusyBox
+  fi
+  echo "created the system user $user"
+fi
 
 umask 077
 mkdir -p "$prefix" "$etc"
@@ -30,22 +46,37 @@ install -m 0755 "$here/flotta-agent.js" "$prefix/flotta-agent.js"
 install -m 0644 "$here/README.md" "$prefix/README.md"
 if [ -n "$kubeconfig" ]; then install -m 0600 "$kubeconfig" "$etc/kubeconfig"; fi
 if [ -n "$config" ]; then install -m 0600 "$config" "$etc/config.json"; fi
-if [ ! -f "$etc/agent.env" ]; then
-  if [ -n "$device" ]; then
-    args="--kubeconfig $etc/kubeconfig --device $device"
-  else
-    args="--config $etc/config.json"
-  fi
-  printf 'FLOTTA_AGENT_ARGS="%s --state-dir /var/lib/flotta-agent"\n' "$args" >"$etc/agent.env"
+
+if [ -n "$device" ]; then
+  args="--kubeconfig $etc/kubeconfig --device $device"
+elif [ -n "$config" ]; then
+  args="--config $etc/config.json"
+else
+  args=""
 fi
+if [ -n "$args" ]; then
+  wanted="FLOTTA_AGENT_ARGS=\"$args --state-dir /var/lib/flotta-agent$extra\""
+  if [ ! -f "$etc/agent.env" ]; then
+    printf '%s\n' "$wanted" >"$etc/agent.env"
+  elif [ "$(cat "$etc/agent.env")" != "$wanted" ]; then
+    cp -p "$etc/agent.env" "$etc/agent.env.previous"
+    printf '%s\n' "$wanted" >"$etc/agent.env"
+    echo "updated $etc/agent.env (the old one is $etc/agent.env.previous)"
+  fi
+elif [ ! -f "$etc/agent.env" ]; then
+  echo "install.sh: no agent.env yet: give --config FILE or --kubeconfig FILE --device NS/NAME" >&2; exit 2
+fi
+# The agent renews its token in the kubeconfig: it owns its config dir and files.
+chown -R "$user:" "$etc"
 node "$prefix/flotta-agent.js" --version >/dev/null
 
 mkdir -p "$units"
 install -m 0644 "$here/flotta-agent.service" "$units/flotta-agent.service"
+if [ "$user" != flotta-agent ]; then sed -i "s/^User=.*/User=$user/; s/^Group=.*/Group=$user/" "$units/flotta-agent.service"; fi
 # Only where systemd is the running init (not in containers or chroots) can the unit start.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl daemon-reload
-  if [ "$start" = yes ]; then systemctl enable --now flotta-agent; fi
+  if [ "$start" = yes ]; then systemctl enable flotta-agent && systemctl restart flotta-agent; fi
   echo "installed; logs: journalctl -u flotta-agent; settings: $etc/agent.env"
 else
   echo "installed to $prefix (no systemd here): run  node $prefix/flotta-agent.js run $(sed -n 's/^FLOTTA_AGENT_ARGS="\(.*\)"/\1/p' "$etc/agent.env")"

@@ -5,14 +5,18 @@
  */
 import {
   AbortMultipartUploadCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   type S3Client,
 } from "@aws-sdk/client-s3";
+import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { WorkloadPaths } from "../config/device-config";
+import { openFile } from "./confined";
 import {
   bareEtag,
   decide,
+  type Decision,
   guessPartSize,
   multipartPartCount,
   sameContent,
@@ -20,12 +24,12 @@ import {
   type RemoteObject,
 } from "./compare";
 import { hashFile } from "./hash";
-import type { DestinationIndex, IndexEntry, IndexStore } from "./index-store";
+import type { DestinationIndex, IndexStore } from "./index-store";
 import { objectKey, targetPrefix } from "./keys";
 import type { RateLimiter } from "./rate-limit";
 import { Semaphore } from "./semaphore";
-import { transferFile } from "./transfer";
-import { walk, type LocalFile } from "./walk";
+import { fstatFile, partSizeFor, transferFile } from "./transfer";
+import { walk, type LocalFile, type WalkProblem } from "./walk";
 
 export interface SyncSettings {
   volumesDir: string;
@@ -58,7 +62,11 @@ export interface PassReport {
   changedDuringUpload: number;
   listedPrefixes: string[];
   failures: { key: string; error: string }[];
-  walkProblems: { path: string; error: string }[];
+  walkProblems: WalkProblem[];
+  /** Not uploaded on purpose: links out of the source folder, FIFOs, sockets, devices. */
+  skipped: WalkProblem[];
+  /** Set while the state dir cannot be written (full, read-only): uploads go on regardless. */
+  stateProblem?: string;
   workloads: Record<string, WorkloadReport>;
   /** Set when the pass stopped early because the destination itself fails. */
   aborted?: string;
@@ -119,6 +127,12 @@ export class DestinationSync {
   private timesDirty = false;
   private lastSave = 0;
   private index!: DestinationIndex;
+  /** The last run crashed: uploads it started may be unknown to the index (see listIfNew). */
+  private afterCrash = false;
+  /** Keys being sent right now by this process. */
+  private readonly inFlight = new Set<string>();
+  /** Why the index cannot be saved right now (state dir full or read-only), if it cannot. */
+  stateProblem?: string;
 
   constructor(
     private readonly client: S3Client,
@@ -128,14 +142,25 @@ export class DestinationSync {
     private readonly log: Logger,
   ) {}
 
-  /** Loads the index and aborts the multipart uploads a crash left behind. */
-  async open(): Promise<void> {
+  /**
+   * Loads the index and aborts the multipart uploads a crash left behind. After a crash
+   * (`afterCrash`) the index may lack the files sent in its last seconds: every prefix is listed
+   * again, and objects that match their files are adopted instead of sent twice.
+   */
+  async open(afterCrash = false): Promise<void> {
     const loaded = await this.store.load(this.destination);
     this.index = loaded.index;
     if (loaded.state === "corrupt") {
       this.log.warn("index was unreadable; set aside, the bucket will be listed again", {
         setAsideAs: loaded.setAsideAs,
       });
+    }
+    this.afterCrash = afterCrash;
+    if (afterCrash && loaded.state === "found" && this.index.listedPrefixes.length) {
+      this.log.info(
+        "the last run did not stop cleanly: listing the bucket again to adopt its last uploads",
+      );
+      this.index.listedPrefixes = [];
     }
     for (const [key, uploadId] of Object.entries(this.index.pendingUploads)) {
       try {
@@ -159,7 +184,7 @@ export class DestinationSync {
       delete this.index.pendingUploads[key];
       this.dirty = true;
     }
-    await this.persist();
+    await this.persist().catch(err => this.stateProblemFrom(err));
   }
 
   get state(): DestinationIndex {
@@ -179,6 +204,7 @@ export class DestinationSync {
         this.lastSave = Date.now();
         try {
           await this.store.save(this.index);
+          this.stateProblem = undefined;
         } catch (err) {
           this.dirty = true;
           throw err;
@@ -187,11 +213,17 @@ export class DestinationSync {
     return this.saving;
   }
 
+  /** A failed save: uploads go on, the old index stays whole; logged when the reason is new. */
+  private stateProblemFrom(err: unknown): void {
+    const problem = `cannot save the index in the state dir: ${describeError(err)}`;
+    if (problem !== this.stateProblem)
+      this.log.warn("could not save the index; uploads go on, will try again", { error: problem });
+    this.stateProblem = problem;
+  }
+
   /** persist() from a callback that cannot wait: a failure is logged, and retried next save. */
   private persistInBackground(): void {
-    this.persist().catch(err => {
-      this.log.warn("could not save the index; will try again", { error: describeError(err) });
-    });
+    this.persist().catch(err => this.stateProblemFrom(err));
   }
 
   private async listPrefix(prefix: string): Promise<Map<string, RemoteObject>> {
@@ -217,144 +249,226 @@ export class DestinationSync {
   /** True when the local file has the content of the remote object. */
   private async matchesRemote(
     file: LocalFile,
+    handle: FileHandle,
     remote: RemoteObject,
+    signal?: AbortSignal,
   ): Promise<{ md5: string } | undefined> {
     const parts = multipartPartCount(remote.etag);
     if (parts === 0) {
-      const { md5 } = await hashFile(file.absolutePath);
+      const { md5 } = await hashFile(handle, file.size, undefined, signal);
       return md5 === remote.etag ? { md5 } : undefined;
     }
-    const ours =
-      Math.ceil(file.size / this.settings.partSize) === parts ? this.settings.partSize : undefined;
+    const mine = partSizeFor(file.size, this.settings.partSize);
+    const ours = Math.ceil(file.size / mine) === parts ? mine : undefined;
     const partSize = ours ?? guessPartSize(file.size, parts);
     if (!partSize) return undefined;
-    const hashes = await hashFile(file.absolutePath, partSize);
+    const hashes = await hashFile(handle, file.size, partSize, signal);
     return hashes.multipartEtag === remote.etag ? { md5: hashes.md5 } : undefined;
   }
 
-  async pass(workloads: WorkloadPaths[]): Promise<PassReport> {
-    const report: PassReport = {
-      filesSeen: 0,
-      filesSent: 0,
-      bytesSent: 0,
-      adopted: 0,
-      refreshed: 0,
-      changedDuringUpload: 0,
-      listedPrefixes: [],
-      failures: [],
-      walkProblems: [],
-      workloads: {},
+  async pass(workloads: WorkloadPaths[], signal?: AbortSignal): Promise<PassReport> {
+    const run: PassRun = {
+      report: emptyReport(),
+      files: new Semaphore(this.settings.concurrency),
+      multipart: new Semaphore(this.settings.multipartConcurrency),
+      consecutiveDestinationErrors: 0,
+      signal,
     };
-    const files = new Semaphore(this.settings.concurrency);
-    const multipart = new Semaphore(this.settings.multipartConcurrency);
-    let consecutiveDestinationErrors = 0;
     const tasks: Promise<void>[] = [];
-    const index = this.index;
-
     for (const workload of workloads) {
-      const wr: WorkloadReport = (report.workloads[workload.name] = {
-        filesSent: 0,
-        bytesSent: 0,
-        errors: 0,
-      });
+      const wr: WorkloadReport = { filesSent: 0, bytesSent: 0, errors: 0 };
+      run.report.workloads[workload.name] = wr;
       for (const path of workload.paths) {
-        const prefix = targetPrefix(path.target);
-        let remote: Map<string, RemoteObject> | undefined;
-        if (!index.listedPrefixes.includes(prefix)) {
-          // First time this destination sees this prefix: adopt what is already there.
-          remote = await this.listPrefix(prefix);
-          report.listedPrefixes.push(prefix);
-        }
-        const walked = await walk(join(this.settings.volumesDir, workload.name, path.source));
-        report.walkProblems.push(...walked.problems);
-        report.filesSeen += walked.files.length;
-
+        if (stopped(run)) break;
+        const remote = await this.listIfNew(targetPrefix(path.target), run.report);
+        const walked = await walk(this.settings.volumesDir, join(workload.name, path.source));
+        run.report.walkProblems.push(...walked.problems);
+        run.report.skipped.push(...walked.skipped);
+        run.report.filesSeen += walked.files.length;
         for (const file of walked.files) {
           const key = objectKey(path.target, file.relativePath);
-          const decision = decide(file, index.files[key], remote?.get(key));
+          const decision = decide(file, this.index.files[key], remote?.get(key));
           if (decision.action === "skip") continue;
-          const record = (content: Content, stat: LocalFile, sent: boolean) => {
-            const entry: IndexEntry = {
-              workload: workload.name,
-              size: stat.size,
-              mtimeNs: stat.mtimeNs,
-              ctimeNs: stat.ctimeNs,
-              ino: stat.ino,
-              ...content,
-              sentAt: sent
-                ? new Date().toISOString()
-                : (index.files[key]?.sentAt ?? new Date().toISOString()),
-            };
-            index.files[key] = entry;
-            this.dirty = true;
-            // A long pass saves as it goes: a crash re-sends at most the last seconds' files.
-            if (Date.now() - this.lastSave > 10_000) this.persistInBackground();
-          };
-          tasks.push(
-            files.run(async () => {
-              if (report.aborted) return;
-              try {
-                if (decision.action === "verify-local") {
-                  const hashes = await hashFile(file.absolutePath, decision.entry.partSize);
-                  if (sameContent(decision.entry, hashes)) {
-                    record({ md5: hashes.md5 }, file, false);
-                    report.refreshed++;
-                    return;
-                  }
-                } else if (decision.action === "verify-remote") {
-                  const match = await this.matchesRemote(file, decision.remote);
-                  if (match) {
-                    record(match, file, false);
-                    report.adopted++;
-                    return;
-                  }
-                }
-                const send = () =>
-                  transferFile(key, file, {
-                    client: this.client,
-                    bucket: this.destination.bucket,
-                    partSize: this.settings.partSize,
-                    queueSize: this.settings.queueSize,
-                    limiter: this.settings.limiter,
-                    onBytes: this.settings.onBytes,
-                    onMultipartStart: (k, uploadId) => {
-                      index.pendingUploads[k] = uploadId;
-                      this.dirty = true;
-                      this.persistInBackground();
-                    },
-                  });
-                const result =
-                  file.size > this.settings.partSize ? await multipart.run(send) : await send();
-                if (index.pendingUploads[key]) {
-                  delete index.pendingUploads[key];
-                  this.dirty = true;
-                }
-                consecutiveDestinationErrors = 0;
-                if (result.state === "vanished") return;
-                report.bytesSent += result.file.size;
-                wr.bytesSent += result.file.size;
-                if (result.state === "changed") {
-                  report.changedDuringUpload++;
-                  return;
-                }
-                record(result.content, result.file, true);
-                report.filesSent++;
-                wr.filesSent++;
-              } catch (err) {
-                const error = describeError(err);
-                report.failures.push({ key, error });
-                wr.errors++;
-                wr.lastError = error;
-                if (isDestinationError(err) && ++consecutiveDestinationErrors >= 3) {
-                  report.aborted ??= error;
-                }
-              }
-            }),
-          );
+          const item = { key, file, decision, workload: workload.name, wr };
+          tasks.push(run.files.run(() => this.syncFile(item, run)));
         }
       }
     }
     await Promise.all(tasks);
+    if (signal?.aborted) run.report.aborted ??= "stopped";
+    this.finishPass(run.report);
+    await this.persist().catch(err => this.stateProblemFrom(err));
+    run.report.stateProblem = this.stateProblem;
+    return run.report;
+  }
+
+  /** First time this destination sees this prefix: list it, to adopt what is already there. */
+  private async listIfNew(
+    prefix: string,
+    report: PassReport,
+  ): Promise<Map<string, RemoteObject> | undefined> {
+    if (this.index.listedPrefixes.includes(prefix)) return undefined;
+    if (this.afterCrash) await this.abortStrayUploads(prefix);
+    const remote = await this.listPrefix(prefix);
+    report.listedPrefixes.push(prefix);
+    return remote;
+  }
+
+  /**
+   * A crash between CreateMultipartUpload and the moment its id reached the index leaves an
+   * upload nobody knows: after a crash, open uploads under our prefix that this run is not
+   * sending are aborted, so no orphaned parts pile up in the bucket.
+   */
+  private async abortStrayUploads(prefix: string): Promise<void> {
+    const open = await this.client.send(
+      new ListMultipartUploadsCommand({ Bucket: this.destination.bucket, Prefix: prefix }),
+    );
+    for (const upload of open.Uploads ?? []) {
+      if (!upload.Key || !upload.UploadId || this.inFlight.has(upload.Key)) continue;
+      await this.client
+        .send(
+          new AbortMultipartUploadCommand({
+            Bucket: this.destination.bucket,
+            Key: upload.Key,
+            UploadId: upload.UploadId,
+          }),
+        )
+        .then(() => this.log.info("aborted a multipart upload a crash left", { key: upload.Key }))
+        .catch(err =>
+          this.log.warn("could not abort a leftover multipart upload", {
+            key: upload.Key,
+            error: describeError(err),
+          }),
+        );
+    }
+  }
+
+  /** Records what a file is now (its content fingerprint and stat) under its key. */
+  private record(item: FileItem, content: Content, stat: LocalFile, sent: boolean): void {
+    const previous = this.index.files[item.key];
+    this.index.files[item.key] = {
+      workload: item.workload,
+      size: stat.size,
+      mtimeNs: stat.mtimeNs,
+      ctimeNs: stat.ctimeNs,
+      ino: stat.ino,
+      ...content,
+      sentAt: sent || !previous ? new Date().toISOString() : previous.sentAt,
+    };
+    this.dirty = true;
+    // A long pass saves as it goes; a crash is recovered by listing again (open()).
+    if (Date.now() - this.lastSave > 10_000) this.persistInBackground();
+  }
+
+  /** One file: open it confined, check it if the decision says so, send it if it differs. */
+  private async syncFile(item: FileItem, run: PassRun): Promise<void> {
+    if (stopped(run)) return;
+    const { report } = run;
+    if (Buffer.byteLength(item.key) > MAX_KEY_BYTES) {
+      const error = `the object key is longer than ${MAX_KEY_BYTES.toLocaleString("en")} bytes, S3's limit: not uploaded`;
+      report.failures.push({ key: item.key, error });
+      item.wr.errors++;
+      item.wr.lastError = error;
+      return;
+    }
+    try {
+      const opened = await openFile(item.file.path, item.file.root);
+      if (opened.state === "refused") {
+        report.skipped.push({ path: item.file.relativePath, error: opened.reason });
+        return;
+      }
+      if (opened.state === "gone") return;
+      const { handle } = opened.value;
+      try {
+        const file = await fstatFile(handle, item.file);
+        if (await this.alreadyThere(item, file, handle, run)) return;
+        await this.send(item, file, handle, run);
+      } finally {
+        await handle.close();
+      }
+      run.consecutiveDestinationErrors = 0;
+    } catch (err) {
+      if (run.signal?.aborted) return;
+      const error = describeError(err);
+      report.failures.push({ key: item.key, error });
+      item.wr.errors++;
+      item.wr.lastError = error;
+      if (isDestinationError(err) && ++run.consecutiveDestinationErrors >= 3) {
+        report.aborted ??= error;
+      }
+    }
+  }
+
+  /** For a touched file or one found in the bucket: true when its bytes are what is recorded. */
+  private async alreadyThere(
+    item: FileItem,
+    file: LocalFile,
+    handle: FileHandle,
+    run: PassRun,
+  ): Promise<boolean> {
+    const { decision } = item;
+    if (file.size !== item.file.size) return false; // changed since the walk: send it
+    if (decision.action === "verify-local") {
+      const hashes = await hashFile(handle, file.size, decision.entry.partSize, run.signal);
+      if (!sameContent(decision.entry, hashes)) return false;
+      this.record(item, { md5: hashes.md5 }, file, false);
+      run.report.refreshed++;
+      return true;
+    }
+    if (decision.action === "verify-remote") {
+      const match = await this.matchesRemote(file, handle, decision.remote, run.signal);
+      if (!match) return false;
+      this.record(item, match, file, false);
+      run.report.adopted++;
+      return true;
+    }
+    return false;
+  }
+
+  private async send(
+    item: FileItem,
+    file: LocalFile,
+    handle: FileHandle,
+    run: PassRun,
+  ): Promise<void> {
+    const { key, wr } = item;
+    const transfer = () =>
+      transferFile(key, file, handle, {
+        client: this.client,
+        bucket: this.destination.bucket,
+        partSize: this.settings.partSize,
+        queueSize: this.settings.queueSize,
+        limiter: this.settings.limiter,
+        signal: run.signal,
+        onBytes: this.settings.onBytes,
+        onMultipartStart: (k, uploadId) => {
+          this.index.pendingUploads[k] = uploadId;
+          this.dirty = true;
+          this.persistInBackground();
+        },
+      });
+    this.inFlight.add(key);
+    const result = await (
+      file.size > this.settings.partSize ? run.multipart.run(transfer) : transfer()
+    ).finally(() => this.inFlight.delete(key));
+    if (this.index.pendingUploads[key]) {
+      delete this.index.pendingUploads[key];
+      this.dirty = true;
+    }
+    run.report.bytesSent += result.file.size;
+    wr.bytesSent += result.file.size;
+    if (result.state === "changed") {
+      run.report.changedDuringUpload++;
+      return;
+    }
+    this.record(item, result.content, result.file, true);
+    run.report.filesSent++;
+    wr.filesSent++;
+  }
+
+  /** Listed prefixes and per-workload times, once the pass is over. */
+  private finishPass(report: PassReport): void {
+    const index = this.index;
     if (!report.aborted) {
       for (const prefix of report.listedPrefixes)
         if (!index.listedPrefixes.includes(prefix)) index.listedPrefixes.push(prefix);
@@ -368,7 +482,42 @@ export class DestinationSync {
       state.lastError = wr.lastError ?? (report.aborted ? report.aborted : undefined);
       this.timesDirty = true;
     }
-    await this.persist();
-    return report;
   }
+}
+
+/** S3 refuses longer object keys (KeyTooLongError); some compatible servers do not. */
+const MAX_KEY_BYTES = 1024;
+
+interface FileItem {
+  key: string;
+  file: LocalFile;
+  decision: Exclude<Decision, { action: "skip" }>;
+  workload: string;
+  wr: WorkloadReport;
+}
+
+interface PassRun {
+  report: PassReport;
+  files: Semaphore;
+  multipart: Semaphore;
+  consecutiveDestinationErrors: number;
+  signal?: AbortSignal;
+}
+
+const stopped = (run: PassRun) => !!run.report.aborted || !!run.signal?.aborted;
+
+function emptyReport(): PassReport {
+  return {
+    filesSeen: 0,
+    filesSent: 0,
+    bytesSent: 0,
+    adopted: 0,
+    refreshed: 0,
+    changedDuringUpload: 0,
+    listedPrefixes: [],
+    failures: [],
+    walkProblems: [],
+    skipped: [],
+    workloads: {},
+  };
 }

@@ -1,20 +1,23 @@
 /**
- * Sends one file to one key, streaming, and says whether what arrived is the file as it is now.
- *
- * - Up to one part size: read into memory between two stats; if the file changed while it was
+ * Sends one open file to one key, streaming, and says whether what arrived is the file as it is
+ * now. The file is read only through the descriptor the caller opened and checked
+ * (confined.ts), never by path, and always exactly the size one fstat gave:
+ * - Up to one part size: read into memory between two fstats; if the file changed while it was
  *   read, read again. One PutObject, signed over its exact bytes.
  * - Larger: streamed through @aws-sdk/lib-storage in parts (memory: (queueSize + 1) x partSize);
- *   the server's multipart ETag is kept as the content's fingerprint. The file is stat-ed again
+ *   the part size grows when 10,000 parts would not hold the file, as aws-cli and rclone do.
+ *   The server's multipart ETag is kept as the content's fingerprint. The file is fstat-ed again
  *   afterwards: if it changed during the upload, the result says so and the caller sends it again.
  * The upload id of a multipart upload is handed to `onMultipartStart` so that a crash can be
- * cleaned up (aborted) on the next start.
+ * cleaned up (aborted) on the next start. An abort signal stops the transfer at once.
  */
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { pipeline, type Readable } from "node:stream";
 import { bareEtag, type Content } from "./compare";
+import { readRange } from "./hash";
 import type { RateLimiter } from "./rate-limit";
 import { toLocalFile, type LocalFile } from "./walk";
 
@@ -24,6 +27,7 @@ export interface TransferOptions {
   partSize: number;
   queueSize: number;
   limiter: RateLimiter;
+  signal?: AbortSignal;
   onMultipartStart?: (key: string, uploadId: string) => void;
   onBytes?: (bytes: number) => void;
 }
@@ -32,61 +36,67 @@ export type TransferResult =
   /** The object now holds exactly the file as described by `file` (its stat after the upload). */
   | { state: "sent"; file: LocalFile; content: Content }
   /** The file changed while it was being sent: the object holds an older version. */
-  | { state: "changed"; file: LocalFile; content: Content }
-  /** The file disappeared before it could be read. */
-  | { state: "vanished" };
+  | { state: "changed"; file: LocalFile; content: Content };
+
+const MiB = 1024 * 1024;
+/** S3 allows at most 10,000 parts in one multipart upload. */
+export const MAX_PARTS = 10_000;
+
+/** The part size for a file: the configured one, grown to whole MiB when 10,000 parts are too few. */
+export function partSizeFor(size: number, configured: number): number {
+  if (size <= configured * MAX_PARTS) return configured;
+  return Math.ceil(size / MAX_PARTS / MiB) * MiB;
+}
 
 const sameStat = (a: LocalFile, b: LocalFile) =>
   a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino;
 
-async function restat(file: LocalFile): Promise<LocalFile | undefined> {
-  try {
-    return toLocalFile(
-      file.absolutePath,
-      file.relativePath,
-      await stat(file.absolutePath, { bigint: true }),
-    );
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
+/** The file as the descriptor shows it now. */
+export async function fstatFile(handle: FileHandle, file: LocalFile): Promise<LocalFile> {
+  return toLocalFile(file.path, file.root, file.relativePath, await handle.stat({ bigint: true }));
 }
 
-/** Reads a small file so that the bytes match one stat of it (a few tries if it is being written). */
+/** Reads a small file so that the bytes match one fstat of it (a few tries if it is being written). */
 async function readConsistently(
+  handle: FileHandle,
   file: LocalFile,
-): Promise<{ data: Buffer; file: LocalFile; stable: boolean } | undefined> {
-  let before = await restat(file);
-  for (let attempt = 0; before; attempt++) {
-    const data = await readFile(file.absolutePath);
-    const after = await restat(file);
-    if (!after) return undefined;
-    const stable = sameStat(before, after) && data.length === after.size;
-    if (stable || attempt === 4) return { data, file: after, stable };
+): Promise<{ data: Buffer; file: LocalFile; stable: boolean }> {
+  let before = file;
+  for (let attempt = 0; ; attempt++) {
+    const data = Buffer.alloc(before.size);
+    let filled = 0;
+    while (filled < data.length) {
+      const { bytesRead } = await handle.read(data, filled, data.length - filled, filled);
+      if (bytesRead === 0) break; // truncated meanwhile
+      filled += bytesRead;
+    }
+    const after = await fstatFile(handle, file);
+    const stable = sameStat(before, after) && filled === after.size;
+    if (stable || attempt === 4) return { data: data.subarray(0, filled), file: after, stable };
     before = after;
   }
-  return undefined;
 }
 
+/** Sends `file` (as fstat-ed by the caller) from `handle` to `key`. */
 export async function transferFile(
   key: string,
   file: LocalFile,
+  handle: FileHandle,
   options: TransferOptions,
 ): Promise<TransferResult> {
-  const current = await restat(file);
-  if (!current) return { state: "vanished" };
-  if (current.size <= options.partSize) return putSmall(key, current, options);
-  return uploadLarge(key, current, options);
+  if (file.size <= options.partSize) return putSmall(key, file, handle, options);
+  return uploadLarge(key, file, handle, options);
 }
 
 async function putSmall(
   key: string,
   file: LocalFile,
+  handle: FileHandle,
   options: TransferOptions,
 ): Promise<TransferResult> {
-  const read = await readConsistently(file);
-  if (!read) return { state: "vanished" };
+  const read = await readConsistently(handle, file);
   await options.limiter.take(read.data.length);
+  options.signal?.throwIfAborted();
   await options.client.send(
     new PutObjectCommand({
       Bucket: options.bucket,
@@ -94,6 +104,7 @@ async function putSmall(
       Body: read.data,
       ContentLength: read.data.length,
     }),
+    { abortSignal: options.signal },
   );
   options.onBytes?.(read.data.length);
   const md5 = createHash("md5").update(read.data).digest("hex");
@@ -101,19 +112,29 @@ async function putSmall(
   return { state: read.stable ? "sent" : "changed", file: read.file, content: { md5 } };
 }
 
+/** The body of a large upload: exactly `size` bytes, paced by the limiter; errors reach the reader. */
+function body(handle: FileHandle, size: number, limiter: RateLimiter): Readable {
+  const source = readRange(handle, size);
+  if (!limiter.enabled) return source;
+  return pipeline(source, limiter.stream(), () => undefined);
+}
+
 async function uploadLarge(
   key: string,
   file: LocalFile,
+  handle: FileHandle,
   options: TransferOptions,
 ): Promise<TransferResult> {
-  const source = createReadStream(file.absolutePath, { highWaterMark: 1024 * 1024 });
-  const body = options.limiter.enabled ? source.pipe(options.limiter.stream()) : source;
+  const partSize = partSizeFor(file.size, options.partSize);
+  const stream = body(handle, file.size, options.limiter);
   const upload = new Upload({
     client: options.client,
-    params: { Bucket: options.bucket, Key: key, Body: body },
-    partSize: options.partSize,
+    params: { Bucket: options.bucket, Key: key, Body: stream },
+    partSize,
     queueSize: options.queueSize,
   });
+  const abort = () => void upload.abort().catch(() => undefined);
+  options.signal?.addEventListener("abort", abort, { once: true });
   let announced = false;
   let reported = 0;
   upload.on("httpUploadProgress", progress => {
@@ -128,15 +149,13 @@ async function uploadLarge(
   let etag: string | undefined;
   try {
     etag = (await upload.done()).ETag;
-  } catch (err) {
-    source.destroy();
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { state: "vanished" };
-    throw err;
+  } finally {
+    options.signal?.removeEventListener("abort", abort);
+    stream.destroy();
   }
-  const after = await restat(file);
-  if (!after) return { state: "vanished" };
+  const after = await fstatFile(handle, file);
   // The server's multipart ETag stands for the content: no second pass over the bytes here.
-  const content: Content = etag ? { etag: bareEtag(etag), partSize: options.partSize } : {};
+  const content: Content = etag ? { etag: bareEtag(etag), partSize } : {};
   const changed = !sameStat(file, after);
   return { state: changed ? "changed" : "sent", file: changed ? after : file, content };
 }

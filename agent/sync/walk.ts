@@ -1,35 +1,55 @@
 /**
- * Lists the regular files under a data path's source directory with what the compare step
- * needs to tell a file changed: size, mtime and ctime in nanoseconds, inode.
+ * Lists the regular files of one data path, `<volumes-dir>/<workload>/<source>`, with what the
+ * compare step needs to tell a file changed: size, mtime and ctime in nanoseconds, inode.
  *
- * Never leaves the source tree: a symlink is followed only when it resolves to a regular file
- * inside the source root; symlinked directories are not entered (no cycles, no escapes).
- * A missing source directory is not an error: the workload has not written anything yet.
+ * The workload controls everything below its volume, so the walk never leaves the source tree
+ * (see confined.ts): the source folder must be reached without any symlink; each directory is
+ * opened without following links, checked, and listed through its descriptor; a symlink is
+ * followed only to a regular file whose real location is inside the source folder; symlinked
+ * directories, FIFOs, sockets and device nodes are skipped, and said so. A missing source folder
+ * is not an error: the workload has not written anything yet.
  */
-import { lstat, readdir, realpath, stat } from "node:fs/promises";
 import type { BigIntStats } from "node:fs";
-import { join, relative, sep } from "node:path";
+import { lstat, readdir, realpath, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { childPath, descriptorPath, isInside, openDirectory, type PathBytes } from "./confined";
 
 export interface LocalFile {
-  /** Path relative to the source root, platform separators. */
+  /** Path relative to the source folder, `/`-separated; see `nameToKey` for names that are not UTF-8. */
   relativePath: string;
-  absolutePath: string;
+  /** What to open: the file, or for a symlink inside the tree the file it points at. */
+  path: PathBytes;
+  /** The source folder's real path: the file must be read from inside it. */
+  root: PathBytes;
   size: number;
   mtimeNs: string;
   ctimeNs: string;
   ino: string;
 }
 
-export interface WalkResult {
-  files: LocalFile[];
-  /** Entries that could not be read (permissions, vanished mid-walk); the walk goes on. */
-  problems: { path: string; error: string }[];
+export interface WalkProblem {
+  path: string;
+  error: string;
 }
 
-export function toLocalFile(absolutePath: string, relativePath: string, s: BigIntStats): LocalFile {
+export interface WalkResult {
+  files: LocalFile[];
+  /** Entries that could not be read (permissions, a source that is not a plain folder). */
+  problems: WalkProblem[];
+  /** Entries that are not uploaded on purpose: links out of the tree, FIFOs, sockets, devices. */
+  skipped: WalkProblem[];
+}
+
+export function toLocalFile(
+  path: PathBytes,
+  root: PathBytes,
+  relativePath: string,
+  s: BigIntStats,
+): LocalFile {
   return {
     relativePath,
-    absolutePath,
+    path,
+    root,
     size: Number(s.size),
     mtimeNs: s.mtimeNs.toString(),
     ctimeNs: s.ctimeNs.toString(),
@@ -37,60 +57,115 @@ export function toLocalFile(absolutePath: string, relativePath: string, s: BigIn
   };
 }
 
-function inside(root: string, path: string): boolean {
-  return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The key form of a file name. A valid UTF-8 name is itself. A name that is not valid UTF-8
+ * cannot be an S3 key as it is: each of its bytes outside printable ASCII, and `%`, becomes
+ * `%XX` (so `caf\xe9.txt` is uploaded as `caf%E9.txt`).
+ */
+export function nameToKey(name: Buffer): string {
+  try {
+    return utf8.decode(name);
+  } catch {
+    let out = "";
+    for (const byte of name)
+      out +=
+        byte >= 0x20 && byte < 0x7f && byte !== 0x25
+          ? String.fromCharCode(byte)
+          : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+    return out;
+  }
 }
 
-export async function walk(sourceRoot: string): Promise<WalkResult> {
-  const result: WalkResult = { files: [], problems: [] };
-  let root: string;
+const isGone = (err: unknown) => (err as NodeJS.ErrnoException).code === "ENOENT";
+
+/** Walks `<volumesDir>/<sourcePath>`; `sourcePath` is relative (`<workload>/<source>`). */
+export async function walk(volumesDir: string, sourcePath: string): Promise<WalkResult> {
+  const result: WalkResult = { files: [], problems: [], skipped: [] };
+  let volumes: string;
   try {
-    root = await realpath(sourceRoot);
-    if (!(await stat(root)).isDirectory()) return result;
+    volumes = await realpath(volumesDir); // the host's own path: links here are the admin's
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-      result.problems.push({ path: sourceRoot, error: (err as Error).message });
-    }
+    if (!isGone(err)) result.problems.push({ path: volumesDir, error: (err as Error).message });
     return result;
   }
+  const root = Buffer.from(join(volumes, sourcePath));
+  const top = await openDirectory(root, root, true);
+  if (top.state === "gone") return result;
+  if (top.state === "refused") {
+    result.problems.push({ path: sourcePath, error: `the source folder ${top.reason}` });
+    return result;
+  }
+  await top.value.handle.close();
 
-  const pending = [root];
+  const pending: { dir: PathBytes; rel: string }[] = [{ dir: root, rel: "" }];
   while (pending.length > 0) {
-    const dir = pending.pop()!;
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      // A directory removed between listing its parent and reading it is not a problem.
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-        result.problems.push({ path: dir, error: (err as Error).message });
-      }
+    const { dir, rel } = pending.pop()!;
+    const opened = await openDirectory(dir, root, dir === root);
+    if (opened.state === "gone") continue;
+    if (opened.state === "refused") {
+      result.skipped.push({ path: rel, error: opened.reason });
       continue;
     }
-    for (const entry of entries) {
-      const path = join(dir, entry.name);
-      try {
-        if (entry.isDirectory()) {
-          pending.push(path);
-        } else if (entry.isFile()) {
-          result.files.push(
-            toLocalFile(path, relative(root, path), await lstat(path, { bigint: true })),
-          );
-        } else if (entry.isSymbolicLink()) {
-          const resolved = await realpath(path);
-          if (!inside(root, resolved)) continue;
-          const s = await stat(resolved, { bigint: true });
-          if (s.isFile()) result.files.push(toLocalFile(path, relative(root, path), s));
-        }
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-          result.problems.push({ path, error: (err as Error).message });
-        }
-      }
+    const { handle, where } = opened.value;
+    try {
+      await listDirectory(handle.fd, where, rel, root, pending, result);
+    } catch (err) {
+      if (!isGone(err)) result.problems.push({ path: rel || ".", error: (err as Error).message });
+    } finally {
+      await handle.close();
     }
   }
   result.files.sort((a, b) =>
     a.relativePath < b.relativePath ? -1 : a.relativePath > b.relativePath ? 1 : 0,
   );
   return result;
+}
+
+/** Lists one open directory through its descriptor, so a swapped parent cannot redirect it. */
+async function listDirectory(
+  fd: number,
+  where: PathBytes,
+  rel: string,
+  root: PathBytes,
+  pending: { dir: PathBytes; rel: string }[],
+  result: WalkResult,
+): Promise<void> {
+  const viaFd = descriptorPath(fd);
+  const entries = await readdir(viaFd, { withFileTypes: true, encoding: "buffer" });
+  for (const entry of entries) {
+    const name = entry.name as unknown as Buffer;
+    const relativePath = rel ? `${rel}/${nameToKey(name)}` : nameToKey(name);
+    const entryViaFd = childPath(viaFd, name);
+    try {
+      if (entry.isDirectory()) {
+        pending.push({ dir: childPath(where, name), rel: relativePath });
+      } else if (entry.isFile()) {
+        const s = await lstat(entryViaFd, { bigint: true });
+        if (s.isFile())
+          result.files.push(toLocalFile(childPath(where, name), root, relativePath, s));
+      } else if (entry.isSymbolicLink()) {
+        const target = await realpath(entryViaFd, { encoding: "buffer" });
+        const s = isInside(root, target) ? await stat(target, { bigint: true }) : undefined;
+        if (s?.isFile()) result.files.push(toLocalFile(target, root, relativePath, s));
+        else
+          result.skipped.push({
+            path: relativePath,
+            error: "a symlink that leads out of the source folder or to a folder: not followed",
+          });
+      } else {
+        result.skipped.push({
+          path: relativePath,
+          error: "not a regular file (FIFO, socket or device): not read",
+        });
+      }
+    } catch (err) {
+      // Removed between the listing and the look: not a problem. A symlink loop (ELOOP) is skipped.
+      if ((err as NodeJS.ErrnoException).code === "ELOOP")
+        result.skipped.push({ path: relativePath, error: "a symlink loop: not followed" });
+      else if (!isGone(err))
+        result.problems.push({ path: relativePath, error: (err as Error).message });
+    }
+  }
 }

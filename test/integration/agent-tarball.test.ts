@@ -107,4 +107,58 @@ test("unpacked into an empty directory, it installs and syncs with Node.js alone
   assert.is((await stat(state)).mode & 0o777, 0o700);
 });
 
+const unpackedDir = () => join(root, "device", `flotta-agent-${version}`);
+
+test("the unit from the tarball passes systemd-analyze verify, with an exposure of at most 3.0", async () => {
+  const unit = join(unpackedDir(), "flotta-agent.service");
+  const text = await readFile(unit, "utf8");
+  for (const line of [
+    "User=flotta-agent",
+    "AmbientCapabilities=CAP_DAC_READ_SEARCH",
+    "CapabilityBoundingSet=CAP_DAC_READ_SEARCH",
+    "ProtectSystem=strict",
+    "NoNewPrivileges=yes",
+    "StateDirectory=flotta-agent",
+  ])
+    assert.ok(text.includes(`\n${line}\n`), `the unit lacks ${line}`);
+  const verify = spawnSync("systemd-analyze", ["verify", unit], { encoding: "utf8" });
+  assert.is(verify.status, 0, verify.stderr);
+  assert.is(verify.stderr.trim(), "", "systemd-analyze verify has warnings");
+  const security = spawnSync("systemd-analyze", ["security", "--offline=true", unit], {
+    encoding: "utf8",
+  });
+  const exposure = /Overall exposure level for flotta-agent\.service: ([\d.]+)/.exec(
+    security.stdout,
+  );
+  assert.ok(exposure, security.stdout + security.stderr);
+  assert.ok(Number(exposure[1]) <= 3.0, `exposure ${exposure[1]} is above 3.0`);
+});
+
+test("install.sh creates the agent's user and updates a changed agent.env, saying so", async () => {
+  const env = {
+    PREFIX: join(root, "opt"),
+    ETC_DIR: join(root, "etc"),
+    SYSTEMD_UNIT_DIR: join(root, "units"),
+  };
+  const other = join(root, "other-config.json");
+  await writeConfig(other, { storage: storageFor("any"), workloads: [] });
+  const installer = join(unpackedDir(), "install.sh");
+  sh("id", ["flotta-agent"]); // created by the install in the test above
+  assert.is((await stat(join(root, "etc"))).uid, Number(sh("id", ["-u", "flotta-agent"]).trim()));
+  const out = sh("sh", [installer, "--config", other, "--no-start", "--", "--max-rate", "10M"], {
+    env,
+  });
+  assert.match(out, /updated .*agent\.env/);
+  assert.match(
+    await readFile(join(root, "etc", "agent.env"), "utf8"),
+    /--state-dir \/var\/lib\/flotta-agent --max-rate 10M"/,
+  );
+  assert.match(await readFile(join(root, "etc", "agent.env.previous"), "utf8"), /--config/);
+  // The same arguments again: nothing to update.
+  const again = sh("sh", [installer, "--config", other, "--no-start", "--", "--max-rate", "10M"], {
+    env,
+  });
+  assert.not.match(again, /updated/);
+});
+
 test.run();

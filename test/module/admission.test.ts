@@ -7,6 +7,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { kubectl, kubectlJson, kubectlOk } from "../support/kubectl";
 import { uniqueName } from "../support/names";
+import { workloadYaml as workload } from "../support/devices";
 
 const ns = uniqueName("admission");
 
@@ -53,16 +54,6 @@ function refused(yaml: string): string {
   assert.is.not(result.status, 0, "the workload was accepted");
   return result.stderr;
 }
-const workload = (name: string, podSpec: string, paths: string) => `
-apiVersion: management.project-flotta.io/v1alpha1
-kind: EdgeWorkload
-metadata: { name: ${name} }
-spec:
-  device: cam-1
-  type: pod
-  pod: { spec: ${podSpec} }
-  data: { paths: ${paths} }
-`;
 const oneContainer = "{ containers: [{ name: c, image: busybox }] }";
 
 test("a user's own mount at or under /export is refused", () => {

@@ -40,6 +40,8 @@ export function writeDeviceKubeconfig(
   namespace: string,
   device: string,
   duration = "1h",
+  /** Another address for the API server (a proxy in front of it). */
+  server?: string,
 ): void {
   const admin = load(readFileSync(testEnv.kubeconfig, "utf8")) as {
     clusters: { cluster: Record<string, string> }[];
@@ -55,7 +57,9 @@ export function writeDeviceKubeconfig(
   const kubeconfig = {
     apiVersion: "v1",
     kind: "Config",
-    clusters: [{ name: "edge", cluster: admin.clusters[0].cluster }],
+    clusters: [
+      { name: "edge", cluster: { ...admin.clusters[0].cluster, ...(server ? { server } : {}) } },
+    ],
     users: [{ name: device, user: { token } }],
     contexts: [{ name: "device", context: { cluster: "edge", user: device, namespace } }],
     "current-context": "device",

@@ -91,3 +91,15 @@ metadata: { name: ${name} }
 stringData: { AWS_ACCESS_KEY_ID: ${creds.accessKeyId}, AWS_SECRET_ACCESS_KEY: ${creds.secretAccessKey}${extra} }
 `;
 }
+
+/** An EdgeWorkload for device cam-1 with this pod spec and these data paths (YAML flow). */
+export const workloadYaml = (name: string, podSpec: string, paths: string) => `
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeWorkload
+metadata: { name: ${name} }
+spec:
+  device: cam-1
+  type: pod
+  pod: { spec: ${podSpec} }
+  data: { paths: ${paths} }
+`;

@@ -27,6 +27,10 @@ export const testEnv = {
       forcePathStyle: true,
     };
   },
+  /** The S3 server's binary, for tests that start and stop a server of their own. */
+  get versitygw() {
+    return required("EDGE_VERSITYGW_BIN");
+  },
   get logDir() {
     return required("EDGE_LOG_DIR");
   },

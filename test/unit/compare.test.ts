@@ -12,7 +12,8 @@ import type { LocalFile } from "../../agent/sync/walk";
 
 const file: LocalFile = {
   relativePath: "a.txt",
-  absolutePath: "/v/w/s/a.txt",
+  path: Buffer.from("/v/w/s/a.txt"),
+  root: Buffer.from("/v/w/s"),
   size: 10,
   mtimeNs: "1000",
   ctimeNs: "1000",

@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashFile } from "../../agent/sync/hash";
@@ -23,10 +23,13 @@ test("whole-file MD5 and S3's multipart ETag", async () => {
   const expected = `${createHash("md5")
     .update(Buffer.concat(parts.map(md5)))
     .digest("hex")}-3`;
-  const hashes = await hashFile(path, 5 * MiB);
+  const handle = await open(path, "r");
+  const hashes = await hashFile(handle, data.length, 5 * MiB);
   assert.is(hashes.md5, md5(data).toString("hex"));
   assert.is(hashes.multipartEtag, expected);
-  assert.is((await hashFile(path)).multipartEtag, undefined);
+  assert.is((await hashFile(handle, data.length)).multipartEtag, undefined);
+  assert.is((await hashFile(handle, 0)).md5, md5(Buffer.alloc(0)).toString("hex"));
+  await handle.close();
   await rm(dir, { recursive: true });
 });
 

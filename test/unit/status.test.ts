@@ -43,4 +43,24 @@ test("a problem is the last error", () => {
   assert.is(status.lastError, "cannot open");
 });
 
+test("a state dir that cannot be written is reported until it can", () => {
+  const index = emptyIndex({ endpoint: "e", bucket: "b" });
+  const report = {
+    filesSeen: 1,
+    filesSent: 1,
+    bytesSent: 1,
+    adopted: 0,
+    refreshed: 0,
+    changedDuringUpload: 0,
+    listedPrefixes: [],
+    failures: [],
+    walkProblems: [],
+    skipped: [],
+    workloads: {},
+    stateProblem: "cannot save the index in the state dir: ENOSPC: no space left on device",
+  };
+  assert.match(buildDataUploadStatus(index, report).lastError ?? "", /state dir: ENOSPC/);
+  assert.is(buildDataUploadStatus(index, { ...report, stateProblem: undefined }).lastError, null);
+});
+
 test.run();

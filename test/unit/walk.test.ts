@@ -3,7 +3,8 @@ import * as assert from "uvu/assert";
 import { mkdtemp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { walk } from "../../agent/sync/walk";
+import { nameToKey, walk } from "../../agent/sync/walk";
+import { execFileSync } from "node:child_process";
 
 let dir = "";
 test.before.each(async () => {
@@ -21,7 +22,7 @@ test("lists nested files, empty files and odd names, sorted, with stats", async 
   await writeFile(join(root, "zero"), "");
   await writeFile(join(root, "with space #?%+.txt"), "x");
   await writeFile(join(root, "line\nbreak"), "y");
-  const { files, problems } = await walk(root);
+  const { files, problems } = await walk(dir, "src");
   assert.equal(problems, []);
   assert.equal(
     files.map(f => f.relativePath),
@@ -34,7 +35,7 @@ test("lists nested files, empty files and odd names, sorted, with stats", async 
 });
 
 test("a missing source directory is no error and no files", async () => {
-  assert.equal(await walk(join(dir, "not-yet")), { files: [], problems: [] });
+  assert.equal(await walk(dir, "not-yet"), { files: [], problems: [], skipped: [] });
 });
 
 test("symlinks: inside the tree followed to files, outside never, directories never", async () => {
@@ -46,22 +47,51 @@ test("symlinks: inside the tree followed to files, outside never, directories ne
   await symlink("../..", join(root, "sub/up"));
   await symlink("sub/real.txt", join(root, "alias.txt"));
   await symlink("sub", join(root, "loop"));
-  const { files } = await walk(root);
+  const { files } = await walk(dir, "src");
   assert.equal(
     files.map(f => f.relativePath),
     ["alias.txt", "sub/real.txt"],
   );
 });
 
-test("a source that is itself a symlink to a directory is walked", async () => {
-  await mkdir(join(dir, "real"));
-  await writeFile(join(dir, "real/f"), "f");
+test("a source folder that is a symlink, or reached through one, is refused and not walked", async () => {
+  await mkdir(join(dir, "real/inner"), { recursive: true });
+  await writeFile(join(dir, "real/inner/f"), "f");
   await symlink(join(dir, "real"), join(dir, "link"));
-  const { files } = await walk(join(dir, "link"));
+  for (const source of ["link", "link/inner"]) {
+    const { files, problems } = await walk(dir, source);
+    assert.equal(files, [], source);
+    assert.match(problems[0]?.error ?? "", /symlink: not followed/, source);
+  }
+});
+
+test("FIFOs, sockets and symlink loops are skipped and said so; the walk does not block", async () => {
+  const root = join(dir, "src");
+  await mkdir(root);
+  await writeFile(join(root, "ok.txt"), "ok");
+  execFileSync("mkfifo", [join(root, "pipe")]);
+  await symlink("self", join(root, "self"));
+  const { files, skipped } = await walk(dir, "src");
   assert.equal(
     files.map(f => f.relativePath),
-    ["f"],
+    ["ok.txt"],
   );
+  assert.equal(skipped.map(s => s.path).sort(), ["pipe", "self"]);
+});
+
+test("a name that is not UTF-8 gets a key with its odd bytes as %XX", async () => {
+  const root = join(dir, "src");
+  await mkdir(root);
+  await writeFile(
+    Buffer.concat([Buffer.from(join(root, "caf")), Buffer.from([0xe9]), Buffer.from("%.txt")]),
+    "x",
+  );
+  const { files } = await walk(dir, "src");
+  assert.equal(
+    files.map(f => f.relativePath),
+    ["caf%E9%25.txt"],
+  );
+  assert.is(nameToKey(Buffer.from("ünï 日本.txt")), "ünï 日本.txt");
 });
 
 test.run();

@@ -1,0 +1,122 @@
+/**
+ * Reading inside a tree that a hostile workload controls. A workload can put any symlink, FIFO,
+ * socket or device node in its volume, and swap one for a file between two looks. So nothing
+ * is read by path after a check of that path: every directory and file is opened without
+ * following a final symlink (O_NOFOLLOW) and without blocking (O_NONBLOCK, so a FIFO cannot
+ * hang the agent); the descriptor is then checked (its type by fstat; where it really is by
+ * /proc/self/fd/N, which the kernel resolves, so a swapped parent directory shows), and only that
+ * descriptor is read. This is what rsync's 2024 fixes and Go's os.Root do.
+ */
+import { constants, type BigIntStats } from "node:fs";
+import { lstat, open, readlink, type FileHandle } from "node:fs/promises";
+
+const SLASH = Buffer.from("/");
+const FILE_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const DIR_FLAGS = FILE_FLAGS | constants.O_DIRECTORY;
+
+/** A path as bytes: names on Linux need not be valid UTF-8. */
+export type PathBytes = Buffer;
+
+export function childPath(dir: PathBytes, name: PathBytes): PathBytes {
+  return Buffer.concat([dir, SLASH, name]);
+}
+
+/** True when `path` is `root` or below it (byte-wise, so no decoding can blur the two). */
+export function isInside(root: PathBytes, path: PathBytes): boolean {
+  if (path.equals(root)) return true;
+  return (
+    path.length > root.length &&
+    path.subarray(0, root.length).equals(root) &&
+    path[root.length] === SLASH[0]
+  );
+}
+
+/** The path of what descriptor `fd` is open on, as the kernel resolves it. */
+export function descriptorPath(fd: number): PathBytes {
+  return Buffer.from(`/proc/self/fd/${fd}`);
+}
+
+/** Where the kernel says an open descriptor is. Fails where /proc is not mounted. */
+export async function locate(handle: FileHandle): Promise<PathBytes> {
+  return readlink(descriptorPath(handle.fd), { encoding: "buffer" });
+}
+
+export type Opened<T> =
+  | { state: "open"; value: T }
+  | { state: "gone" }
+  | { state: "refused"; reason: string };
+
+const GONE = new Set(["ENOENT", "ENOTDIR"]);
+
+async function refusedDirectory(path: PathBytes): Promise<Opened<never>> {
+  try {
+    const s = await lstat(path);
+    const reason = s.isSymbolicLink() ? "is a symlink: not followed" : "is not a directory";
+    return { state: "refused", reason };
+  } catch {
+    return { state: "gone" };
+  }
+}
+
+/** Opens a path without following a final symlink and without blocking; `check` sees the descriptor. */
+async function openChecked<T>(
+  path: PathBytes,
+  flags: number,
+  check: (handle: FileHandle, stat: BigIntStats, where: PathBytes) => Opened<T>,
+): Promise<Opened<T>> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, flags);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    // O_DIRECTORY on a symlink or a file says ENOTDIR: look without following to tell which.
+    if (code === "ENOTDIR" && flags & constants.O_DIRECTORY) return refusedDirectory(path);
+    if (GONE.has(code)) return { state: "gone" };
+    if (code === "ELOOP") return { state: "refused", reason: "is a symlink: not followed" };
+    // A FIFO or device node that refuses a non-blocking open, for instance.
+    if (code === "ENXIO" || code === "ENODEV")
+      return { state: "refused", reason: "is not a regular file" };
+    throw err;
+  }
+  try {
+    const result = check(handle, await handle.stat({ bigint: true }), await locate(handle));
+    if (result.state !== "open") await handle.close();
+    return result;
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+/**
+ * Opens a directory of the tree: it must be a directory (not a symlink) and lie at or below
+ * `root`; `exact` demands that it is exactly where `path` says (no symlink anywhere on the way).
+ */
+export function openDirectory(
+  path: PathBytes,
+  root: PathBytes,
+  exact = false,
+): Promise<Opened<{ handle: FileHandle; where: PathBytes }>> {
+  return openChecked(path, DIR_FLAGS, (handle, stat, where) => {
+    if (!stat.isDirectory()) return { state: "refused", reason: "is not a directory" };
+    if (exact ? !where.equals(path) : !isInside(root, where))
+      return { state: "refused", reason: "is reached through a symlink: not followed" };
+    return { state: "open", value: { handle, where } };
+  });
+}
+
+/**
+ * Opens a file to read: a regular file whose real location is inside `root`. The caller reads
+ * only from the returned descriptor, and closes it.
+ */
+export function openFile(
+  path: PathBytes,
+  root: PathBytes,
+): Promise<Opened<{ handle: FileHandle; stat: BigIntStats }>> {
+  return openChecked(path, FILE_FLAGS, (handle, stat, where) => {
+    if (!stat.isFile()) return { state: "refused", reason: "is not a regular file" };
+    if (!isInside(root, where))
+      return { state: "refused", reason: "lies outside the source folder: not read" };
+    return { state: "open", value: { handle, stat } };
+  });
+}
