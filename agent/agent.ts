@@ -230,8 +230,12 @@ export class Agent {
     await this.close();
   }
 
+  /** True when a stop cut a multipart upload short (the next start looks for it to abort). */
+  interruptedMultipart = false;
+
   async close(): Promise<void> {
     if (!this.open) return;
+    this.interruptedMultipart ||= this.open.sync.interruptedMultipart;
     await this.open.sync.persist().catch(() => undefined);
     this.open.client.destroy();
     this.open = undefined;

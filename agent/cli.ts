@@ -8,6 +8,7 @@ import {
   ConfigHolder,
   type ConfigSource,
 } from "./config/sources";
+import { setMaxListeners } from "node:events";
 import { Agent, type Reporting } from "./agent";
 import { DeviceApi } from "./kube/client";
 import { readKubeconfig, type KubeConnection } from "./kube/kubeconfig";
@@ -94,14 +95,18 @@ async function takeStateDir(options: AgentOptions, log: Logger): Promise<StateLo
     fail(`another agent (pid ${lock.pid}) uses the state dir ${options.stateDir}; stop it first`);
   if (lock.state === "unlocked")
     log.warn("cannot lock the state dir; going on without a lock", { reason: lock.reason });
-  else if (lock.afterCrash)
+  else if (lock.previous === "crash")
     log.warn("the last run did not stop cleanly; its leftovers are cleaned up");
+  else if (lock.previous === "interrupted")
+    log.info("the last run was stopped during a multipart upload; looking for it to abort");
   return lock;
 }
 
 /** SIGINT and SIGTERM abort the returned signal: the pass stops, in-flight uploads are aborted. */
 function stopOnSignals(log: Logger): AbortSignal {
   const controller = new AbortController();
+  // Every request in flight listens on it: Node's default of 10 would warn at --concurrency 11.
+  setMaxListeners(10_000, controller.signal);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => {
       log.info("stopping", { signal });
@@ -181,7 +186,7 @@ async function main(): Promise<void> {
       queueSize: options.queueSize,
       limiter: new RateLimiter(options.maxBytesPerSecond),
       onBytes: progress.onBytes,
-      afterCrash: lock.state === "locked" && lock.afterCrash,
+      afterCrash: lock.state === "locked" && !!lock.previous,
     },
     new ConfigHolder(configSource),
     log,
@@ -197,7 +202,7 @@ async function main(): Promise<void> {
   let code = 0;
   if (options.command === "sync") code = await syncCommand(agent, signal, progress);
   else await agent.run(signal);
-  if (lock.state === "locked") await lock.release();
+  if (lock.state === "locked") await lock.release(agent.interruptedMultipart);
   if (options.command === "run") log.info("stopped");
   process.exit(code);
 }

@@ -129,6 +129,8 @@ export class DestinationSync {
   private index!: DestinationIndex;
   /** The last run crashed: uploads it started may be unknown to the index (see listIfNew). */
   private afterCrash = false;
+  /** A stop (signal) cut a multipart upload short: its id may never have reached the index. */
+  interruptedMultipart = false;
   /** Keys being sent right now by this process. */
   private readonly inFlight = new Set<string>();
   /** Why the index cannot be saved right now (state dir full or read-only), if it cannot. */
@@ -158,7 +160,7 @@ export class DestinationSync {
     this.afterCrash = afterCrash;
     if (afterCrash && loaded.state === "found" && this.index.listedPrefixes.length) {
       this.log.info(
-        "the last run did not stop cleanly: listing the bucket again to adopt its last uploads",
+        "after an unclean stop: listing the bucket again to adopt what the last run sent and abort what it left open",
       );
       this.index.listedPrefixes = [];
     }
@@ -388,7 +390,10 @@ export class DestinationSync {
       }
       run.consecutiveDestinationErrors = 0;
     } catch (err) {
-      if (run.signal?.aborted) return;
+      if (run.signal?.aborted) {
+        if (item.file.size > this.settings.partSize) this.interruptedMultipart = true;
+        return;
+      }
       const error = describeError(err);
       report.failures.push({ key: item.key, error });
       item.wr.errors++;

@@ -11,7 +11,7 @@
  * The upload id of a multipart upload is handed to `onMultipartStart` so that a crash can be
  * cleaned up (aborted) on the next start. An abort signal stops the transfer at once.
  */
-import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { AbortMultipartUploadCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
@@ -119,6 +119,12 @@ function body(handle: FileHandle, size: number, limiter: RateLimiter): Readable 
   return pipeline(source, limiter.stream(), () => undefined);
 }
 
+async function abortMultipart(options: TransferOptions, key: string, uploadId: string) {
+  await options.client
+    .send(new AbortMultipartUploadCommand({ Bucket: options.bucket, Key: key, UploadId: uploadId }))
+    .catch(() => undefined); // gone already, or the next start's clean-up will see it
+}
+
 async function uploadLarge(
   key: string,
   file: LocalFile,
@@ -149,6 +155,10 @@ async function uploadLarge(
   let etag: string | undefined;
   try {
     etag = (await upload.done()).ETag;
+  } catch (err) {
+    // lib-storage aborts on failure, but not always when it is itself aborted: make sure.
+    if (upload.uploadId) await abortMultipart(options, key, upload.uploadId);
+    throw err;
   } finally {
     options.signal?.removeEventListener("abort", abort);
     stream.destroy();

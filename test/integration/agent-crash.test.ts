@@ -180,6 +180,7 @@ test("SIGTERM in the middle of a large upload ends the run within 5 s; the next 
   const run = await syncOnce();
   assert.is(run.status, 0, run.stderr);
   assert.not.match(run.stderr, /did not stop cleanly/, "a SIGTERM is a clean stop");
+  assert.match(run.stderr, /stopped during a multipart upload; looking for it to abort/);
   await assertBucketIsSource();
   assert.equal(await openMultipartUploads(), []);
 });

@@ -8,7 +8,7 @@
  * Both count what they did; the HTTP proxy also counts the body bytes it forwards (the S3
  * server's access log gives no size for UploadPart). Randomness is seeded: a failing run can be replayed.
  */
-import { createServer as createHttpServer, request, type IncomingMessage } from "node:http";
+import { Agent, createServer as createHttpServer, request, type IncomingMessage } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 
@@ -49,6 +49,8 @@ export async function startFaultProxy(
   const roll = random(faults.seed ?? 1);
   const counts = { forwarded: 0, errors: 0, resets: 0, bodyBytes: 0 };
   const sockets = new Set<Socket>();
+  // Its own pool, destroyed on stop: idle upstream sockets must not keep the test process alive.
+  const upstreamAgent = new Agent({ keepAlive: true });
   const server = createHttpServer((req: IncomingMessage, res) => {
     const r = roll();
     if (r < faults.errorRate) {
@@ -72,6 +74,7 @@ export async function startFaultProxy(
         host: target.hostname,
         port: target.port,
         method: req.method,
+        agent: upstreamAgent,
         path: req.url,
         headers: req.headers,
       },
@@ -95,6 +98,7 @@ export async function startFaultProxy(
     stop: () =>
       new Promise(resolve => {
         for (const s of sockets) s.destroy();
+        upstreamAgent.destroy();
         server.close(() => resolve());
       }),
   };
