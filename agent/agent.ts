@@ -57,6 +57,7 @@ const storageIdentity = (s: Storage) =>
 export class Agent {
   private open?: { identity: string; client: S3Client; sync: DestinationSync };
   private lastReport?: { at: number; text: string };
+  private lastSkipped = "[]";
   private readonly store: IndexStore;
 
   constructor(
@@ -151,8 +152,7 @@ export class Agent {
     }
     for (const problem of report.walkProblems)
       this.log.warn("cannot read local path", { ...problem });
-    for (const skipped of report.skipped.slice(0, 20))
-      this.log.info("not uploaded", { ...skipped });
+    this.logSkipped(report);
     for (const failure of report.failures.slice(0, 20))
       this.log.warn("upload failed; will retry", failure);
     const level = report.filesSent || report.failures.length || report.adopted ? "info" : "debug";
@@ -171,6 +171,15 @@ export class Agent {
     await this.report(sync, report);
     if (report.aborted) return { state: "failed", reason: report.aborted };
     return { state: "synced", report };
+  }
+
+  /** Entries not uploaded on purpose, logged by name when the list changes (not every pass). */
+  private logSkipped(report: PassReport): void {
+    const text = JSON.stringify(report.skipped);
+    if (text === this.lastSkipped) return;
+    this.lastSkipped = text;
+    for (const skipped of report.skipped.slice(0, 20))
+      this.log.info("not uploaded", { ...skipped });
   }
 
   /** Patches the device status when it says something new, or at least every minute. */
