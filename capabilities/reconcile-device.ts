@@ -12,7 +12,7 @@ import {
   type Storage,
 } from "../agent/config/device-config";
 import { assembleDeviceConfig } from "./assemble-config";
-import { mergeConditions, type ConditionInput } from "./conditions";
+import { mergeConditions, sameModuleStatus, type ConditionInput } from "./conditions";
 import { bucketClaim, configSecret, deviceAccess, type OwnerDevice } from "./device-resources";
 import { EdgeDevice, type Condition, type StatusStorage } from "./generated/edgedevice-v1alpha1";
 import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
@@ -206,13 +206,7 @@ export async function reconcileDevice(key: string, ctx: ReconcileContext): Promi
     storage: statusStorage,
     ...(obcName ? { dataObc: obcName } : {}),
   };
-  const comparable = (s: {
-    observedGeneration?: number;
-    conditions?: Condition[];
-    storage?: StatusStorage;
-    dataObc?: string;
-  }) => JSON.stringify([s.observedGeneration, s.conditions, s.storage, s.dataObc]);
-  if (comparable(status) !== comparable(old)) {
+  if (!sameModuleStatus(status, old)) {
     // A merge patch of the module's own fields: the agent's status.dataUpload stays as it is.
     await K8s(EdgeDevice).PatchStatus({ metadata: { name, namespace }, status } as EdgeDevice);
     await recordEvents(device, old, status);
