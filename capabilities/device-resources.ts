@@ -105,3 +105,31 @@ export function bucketClaim(device: { namespace: string; name: string }, storage
     spec: { generateBucketName: device.name, storageClassName },
   };
 }
+
+interface Meta {
+  metadata?: {
+    name?: string;
+    labels?: Record<string, string>;
+    ownerReferences?: { uid?: string }[];
+  };
+}
+
+/**
+ * An object with one of the module's names for this device that the module does not own (no
+ * owner reference to the device, no managed-by and device labels): named as "Kind ns/name", for
+ * a NameConflict condition. The module never takes such an object over. Undefined when `obj` is
+ * absent or ours.
+ */
+export function foreignObject(
+  kindName: string,
+  obj: Meta | undefined,
+  device: OwnerDevice,
+): string | undefined {
+  if (!obj) return undefined;
+  const m = obj.metadata ?? {};
+  const ownerRef = m.ownerReferences?.some(r => r.uid === device.uid);
+  const labelled =
+    m.labels?.["app.kubernetes.io/managed-by"] === MANAGED_BY["app.kubernetes.io/managed-by"] &&
+    m.labels?.[DEVICE_LABEL] === device.name;
+  return ownerRef || labelled ? undefined : `${kindName} ${device.namespace}/${m.name}`;
+}

@@ -13,7 +13,13 @@ import {
 } from "../agent/config/device-config";
 import { assembleDeviceConfig } from "./assemble-config";
 import { mergeConditions, sameModuleStatus, type ConditionInput } from "./conditions";
-import { bucketClaim, configSecret, deviceAccess, type OwnerDevice } from "./device-resources";
+import {
+  bucketClaim,
+  configSecret,
+  deviceAccess,
+  foreignObject,
+  type OwnerDevice,
+} from "./device-resources";
 import { EdgeDevice, type Condition, type StatusStorage } from "./generated/edgedevice-v1alpha1";
 import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import { ObjectBucketClaim } from "./generated/objectbucketclaim-v1alpha1";
@@ -49,7 +55,11 @@ async function readSecret(namespace: string, name: string): Promise<Data> {
 }
 
 /** The claim's state; creates the claim when the device wants one and it does not exist. */
-async function obcState(device: EdgeDevice, ctx: ReconcileContext): Promise<ObcState> {
+async function obcState(
+  device: EdgeDevice,
+  ctx: ReconcileContext,
+  conflicts: string[],
+): Promise<ObcState> {
   const { namespace, name } = device.metadata as { namespace: string; name: string };
   const createOBC = device.spec?.storage?.s3?.createOBC;
   if (!wantsObc(createOBC, ctx.settings, true)) return { state: "not-wanted" };
@@ -64,6 +74,12 @@ async function obcState(device: EdgeDevice, ctx: ReconcileContext): Promise<ObcS
     return wantsObc(createOBC, ctx.settings, false)
       ? { state: "api-missing" }
       : { state: "not-wanted" };
+  }
+  const owner = { namespace, name, uid: device.metadata!.uid! };
+  const foreign = foreignObject("ObjectBucketClaim", claim, owner);
+  if (foreign) {
+    conflicts.push(foreign); // someone else's claim: never used for this device
+    return { state: "not-wanted" };
   }
   if (!claim) {
     await K8s(ObjectBucketClaim).Apply(
@@ -83,6 +99,53 @@ async function obcState(device: EdgeDevice, ctx: ReconcileContext): Promise<ObcS
   };
 }
 
+/** The device's ServiceAccount, Role and RoleBinding, unless one of those names is taken. */
+async function applyAccess(
+  owner: OwnerDevice,
+  ctx: ReconcileContext,
+  conflicts: string[],
+): Promise<void> {
+  const access = deviceAccess(owner);
+  const name = access.serviceAccount.metadata.name;
+  const get = <T>(read: () => Promise<T>) => getOrUndefined(name, read);
+  const taken = [
+    foreignObject(
+      "ServiceAccount",
+      await get(() => K8s(kind.ServiceAccount).InNamespace(owner.namespace).Get(name)),
+      owner,
+    ),
+    foreignObject(
+      "Role",
+      await get(() => K8s(kind.Role).InNamespace(owner.namespace).Get(name)),
+      owner,
+    ),
+    foreignObject(
+      "RoleBinding",
+      await get(() => K8s(kind.RoleBinding).InNamespace(owner.namespace).Get(name)),
+      owner,
+    ),
+  ].filter((c): c is string => !!c);
+  if (taken.length) {
+    conflicts.push(...taken); // looked at again on the next reconcile
+    return;
+  }
+  await K8s(kind.ServiceAccount).Apply(access.serviceAccount as kind.ServiceAccount, {
+    force: true,
+  });
+  await K8s(kind.Role).Apply(access.role as kind.Role, { force: true });
+  await K8s(kind.RoleBinding).Apply(access.roleBinding as kind.RoleBinding, { force: true });
+  ctx.accessApplied.add(owner.uid);
+}
+
+function nameConflict(conflicts: string[]): ConditionInput {
+  return {
+    type: "Ready",
+    status: "False",
+    reason: "NameConflict",
+    message: `${conflicts.join(", ")} already exist${conflicts.length === 1 ? "s" : ""} and ${conflicts.length === 1 ? "is" : "are"} not managed by the module for this device: rename or delete ${conflicts.length === 1 ? "it" : "them"}; the module leaves ${conflicts.length === 1 ? "it" : "them"} alone`,
+  };
+}
+
 function describeStorage(storage: Storage | null | undefined): string {
   return storage ? `${storage.kind} bucket ${storage.bucket} at ${storage.endpoint}` : "no storage";
 }
@@ -96,18 +159,11 @@ export async function reconcileDevice(key: string, ctx: ReconcileContext): Promi
   }
   const owner: OwnerDevice = { namespace, name, uid: device.metadata!.uid! };
 
-  if (!ctx.accessApplied.has(owner.uid)) {
-    const access = deviceAccess(owner);
-    await K8s(kind.ServiceAccount).Apply(access.serviceAccount as kind.ServiceAccount, {
-      force: true,
-    });
-    await K8s(kind.Role).Apply(access.role as kind.Role, { force: true });
-    await K8s(kind.RoleBinding).Apply(access.roleBinding as kind.RoleBinding, { force: true });
-    ctx.accessApplied.add(owner.uid);
-  }
+  const conflicts: string[] = [];
+  if (!ctx.accessApplied.has(owner.uid)) await applyAccess(owner, ctx, conflicts);
 
   const s3 = device.spec?.storage?.s3;
-  const obc = await obcState(device, ctx);
+  const obc = await obcState(device, ctx, conflicts);
   const external =
     s3?.configMapName || s3?.secretName
       ? {
@@ -135,9 +191,10 @@ export async function reconcileDevice(key: string, ctx: ReconcileContext): Promi
   const existing = await getOrUndefined(secretName, () =>
     K8s(kind.Secret).InNamespace(namespace).Get(secretName),
   );
-  const existingText = existing?.data?.[DEVICE_CONFIG_KEY]
-    ? Buffer.from(existing.data[DEVICE_CONFIG_KEY], "base64").toString("utf8")
-    : undefined;
+  const existingText =
+    existing?.data?.[DEVICE_CONFIG_KEY] && !foreignObject("Secret", existing, owner)
+      ? Buffer.from(existing.data[DEVICE_CONFIG_KEY], "base64").toString("utf8")
+      : undefined;
   const previous = existingText ? parseDeviceConfigJson(existingText) : undefined;
   const lastGood = previous?.ok ? previous.value.storage : null;
   const storage = resolution.problem ? lastGood : (resolution.storage ?? null);
@@ -149,12 +206,16 @@ export async function reconcileDevice(key: string, ctx: ReconcileContext): Promi
     workloads,
   );
   const secret = configSecret(owner, config);
-  if (existing?.data?.[DEVICE_CONFIG_KEY] !== secret.data[DEVICE_CONFIG_KEY]) {
+  const foreignSecret = foreignObject("Secret", existing, owner);
+  if (foreignSecret) conflicts.push(foreignSecret);
+  else if (existing?.data?.[DEVICE_CONFIG_KEY] !== secret.data[DEVICE_CONFIG_KEY]) {
     await K8s(kind.Secret).Apply(secret as kind.Secret, { force: true });
   }
 
   const conditions: ConditionInput[] = [];
-  if (resolution.problem) {
+  if (conflicts.length) {
+    conditions.push(nameConflict(conflicts));
+  } else if (resolution.problem) {
     const kept = lastGood
       ? ` The device keeps its last good config (${describeStorage(lastGood)}).`
       : " The device has no storage until this is fixed.";
