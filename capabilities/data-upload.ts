@@ -22,13 +22,16 @@ export const DataUpload = new Capability({
 const { When, OnSchedule } = DataUpload;
 
 export function mutateWorkload(req: PeprMutateRequest<EdgeWorkload>): void {
+  if (req.Raw.metadata?.deletionTimestamp) return; // being deleted: only finalizers may change
   const name = req.Raw.metadata?.name;
   const spec = req.Raw.spec?.pod?.spec as PodSpec | undefined;
   if (!name || !spec) return;
   req.Raw.spec!.pod!.spec = injectExport(name, spec);
 }
 
+/** Refuses invalid workloads; never blocks one being deleted (removing its finalizers). */
 export function validateWorkload(req: PeprValidateRequest<EdgeWorkload>) {
+  if (req.Raw.metadata?.deletionTimestamp) return req.Approve();
   const problems = workloadProblems(req.Raw);
   return problems.length ? req.Deny(problems.join("; "), 422) : req.Approve();
 }

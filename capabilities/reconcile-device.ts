@@ -26,7 +26,9 @@ import { ObjectBucketClaim } from "./generated/objectbucketclaim-v1alpha1";
 import { ApiMissing, getOrUndefined } from "./kube-errors";
 import type { References } from "./references";
 import { wantsObc, type ModuleSettings } from "./settings";
+import { workloadSelects } from "./selector";
 import { resolveStorage, type Data, type ObcState } from "./storage";
+import { workloadProblems } from "./workload-validation";
 
 export interface ReconcileContext {
   settings: ModuleSettings;
@@ -199,11 +201,15 @@ export async function reconcileDevice(key: string, ctx: ReconcileContext): Promi
   const lastGood = previous?.ok ? previous.value.storage : null;
   const storage = resolution.problem ? lastGood : (resolution.storage ?? null);
 
+  const ref = { namespace, name, labels: device.metadata?.labels };
   const workloads = (await K8s(EdgeWorkload).InNamespace(namespace).Get()).items;
+  // A workload stored before the webhook (or while the module was down) may be invalid: it is
+  // left out of this device's config, so the other workloads and the storage still reach it.
+  const invalid = workloads.filter(w => workloadSelects(w, ref) && workloadProblems(w).length);
   const config = assembleDeviceConfig(
-    { namespace, name, labels: device.metadata?.labels },
+    ref,
     storage,
-    workloads,
+    workloads.filter(w => !invalid.includes(w)),
   );
   const secret = configSecret(owner, config);
   const foreignSecret = foreignObject("Secret", existing, owner);
@@ -245,6 +251,7 @@ export async function reconcileDevice(key: string, ctx: ReconcileContext): Promi
         "spec.storage.s3 names no ConfigMap and Secret and no ObjectBucketClaim is wanted: the device has nowhere to upload",
     });
   }
+  if (invalid.length) conditions.push(invalidWorkloads(invalid));
   if (resolution.obc) {
     conditions.push({
       type: "BucketClaimReady",
@@ -271,6 +278,7 @@ export async function reconcileDevice(key: string, ctx: ReconcileContext): Promi
     // A merge patch of the module's own fields: the agent's status.dataUpload stays as it is.
     await K8s(EdgeDevice).PatchStatus({ metadata: { name, namespace }, status } as EdgeDevice);
     await recordEvents(device, old, status);
+    await recordWorkloadEvents(invalid, old.conditions, status.conditions);
   }
 }
 
@@ -300,31 +308,74 @@ async function recordEvents(
   ) {
     events.push({ type: "Warning", reason: ready.reason, message: ready.message });
   }
-  const { namespace, name, uid } = device.metadata as {
+  for (const event of events) await createEvent(device, "EdgeDevice", event);
+}
+
+interface EventInput {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+}
+
+async function createEvent(
+  object: { metadata?: { namespace?: string; name?: string; uid?: string } },
+  kindName: "EdgeDevice" | "EdgeWorkload",
+  event: EventInput,
+): Promise<void> {
+  const { namespace, name, uid } = object.metadata as {
     namespace: string;
     name: string;
     uid: string;
   };
-  for (const event of events) {
-    const time = new Date().toISOString();
-    await K8s(kind.CoreEvent).Create({
-      metadata: { generateName: `${name}.`, namespace },
-      involvedObject: {
-        apiVersion: "management.project-flotta.io/v1alpha1",
-        kind: "EdgeDevice",
-        name,
-        namespace,
-        uid,
-      },
-      type: event.type,
-      reason: event.reason,
-      message: event.message.slice(0, 1024),
-      firstTimestamp: time as unknown as Date,
-      lastTimestamp: time as unknown as Date,
-      count: 1,
-      source: { component: "edge-data-upload" },
-      reportingComponent: "edge-data-upload",
-      reportingInstance: hostname(),
-    } as kind.CoreEvent);
-  }
+  const time = new Date().toISOString();
+  await K8s(kind.CoreEvent).Create({
+    metadata: { generateName: `${name}.`, namespace },
+    involvedObject: {
+      apiVersion: "management.project-flotta.io/v1alpha1",
+      kind: kindName,
+      name,
+      namespace,
+      uid,
+    },
+    type: event.type,
+    reason: event.reason,
+    message: event.message.slice(0, 1024),
+    firstTimestamp: time as unknown as Date,
+    lastTimestamp: time as unknown as Date,
+    count: 1,
+    source: { component: "edge-data-upload" },
+    reportingComponent: "edge-data-upload",
+    reportingInstance: hostname(),
+  } as kind.CoreEvent);
+}
+
+/** The condition a device gets while invalid workloads select it. */
+function invalidWorkloads(invalid: EdgeWorkload[]): ConditionInput {
+  const each = invalid.map(
+    w =>
+      `EdgeWorkload ${w.metadata?.namespace}/${w.metadata?.name}: ${workloadProblems(w).join("; ")}`,
+  );
+  return {
+    type: "WorkloadsValid",
+    status: "False",
+    reason: "InvalidWorkload",
+    message: `${each.join(". ")}. Left out of this device's config until fixed; the other workloads and the storage still apply`,
+  };
+}
+
+/** A Warning on each invalid workload, when the device's WorkloadsValid condition changes. */
+async function recordWorkloadEvents(
+  invalid: EdgeWorkload[],
+  old: Condition[] | undefined,
+  now: Condition[],
+): Promise<void> {
+  const was = old?.find(c => c.type === "WorkloadsValid")?.message;
+  const is = now.find(c => c.type === "WorkloadsValid")?.message;
+  if (!is || was === is) return;
+  for (const w of invalid)
+    await createEvent(w, "EdgeWorkload", {
+      type: "Warning",
+      reason: "InvalidWorkload",
+      message: `${workloadProblems(w).join("; ")}: left out of the configs of the devices it selects until fixed`,
+    });
 }
