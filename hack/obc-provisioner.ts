@@ -61,10 +61,11 @@ async function bind(claim: ObjectBucketClaim): Promise<void> {
     metadata: { name, namespace, ownerReferences: owner },
     stringData: { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey },
   });
-  await K8s(ObjectBucketClaim).Apply(
-    { metadata: { name, namespace }, spec: { ...claim.spec, bucketName: bucket } },
-    { force: true },
-  );
+  // A JSON Patch of the one field, as a separate controller (NooBaa, Rook) changes a claim: an
+  // Apply here would share the module's field manager and strip the labels the module set.
+  await K8s(ObjectBucketClaim, { name, namespace }).Patch([
+    { op: "add", path: "/spec/bucketName", value: bucket },
+  ]);
   await K8s(ObjectBucketClaim).PatchStatus({
     metadata: { name, namespace },
     status: { phase: "Bound" },

@@ -511,7 +511,8 @@ interface PassRun {
 
 const stopped = (run: PassRun) => !!run.report.aborted || !!run.signal?.aborted;
 
-function emptyReport(): PassReport {
+/** A pass that has done nothing yet. */
+export function emptyReport(): PassReport {
   return {
     filesSeen: 0,
     filesSent: 0,

@@ -8,8 +8,13 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { applyYaml, condition, conditionWhere, configWhere, s3Objects } from "../support/devices";
-import { testEnv } from "../support/env";
+import {
+  applyYaml,
+  condition,
+  conditionWhere,
+  configWhere,
+  namespaceWithExternalStorage,
+} from "../support/devices";
 import { eventually } from "../support/eventually";
 import { kubectl, kubectlOk } from "../support/kubectl";
 import { uniqueName } from "../support/names";
@@ -32,11 +37,7 @@ function moduleCommand(verb: "start" | "stop"): void {
   assert.is(r.status, 0, `hack/module.sh ${verb}: ${r.stderr}`);
 }
 
-test.before(() => {
-  kubectlOk(["create", "namespace", ns]);
-  const s3 = testEnv.s3;
-  applyYaml(ns, s3Objects(ns, "ext", "ext-bucket", new URL(s3.endpoint), s3));
-});
+test.before(() => namespaceWithExternalStorage(ns));
 test.after(() => {
   kubectl(["delete", "namespace", ns, "--wait=false"]);
 });

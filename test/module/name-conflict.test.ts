@@ -5,8 +5,12 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { applyYaml, conditionWhere, configWhere, s3Objects } from "../support/devices";
-import { testEnv } from "../support/env";
+import {
+  applyYaml,
+  conditionWhere,
+  configWhere,
+  namespaceWithExternalStorage,
+} from "../support/devices";
 import { kubectl, kubectlJson, kubectlOk } from "../support/kubectl";
 import { uniqueName } from "../support/names";
 
@@ -23,11 +27,7 @@ interface Meta {
   data?: Record<string, string>;
 }
 
-test.before(() => {
-  kubectlOk(["create", "namespace", ns]);
-  const s3 = testEnv.s3;
-  applyYaml(ns, s3Objects(ns, "ext", "ext-bucket", new URL(s3.endpoint), s3));
-});
+test.before(() => namespaceWithExternalStorage(ns));
 test.after(() => {
   kubectl(["delete", "namespace", ns, "--wait=false"]);
 });

@@ -5,6 +5,7 @@ import {
   type DeviceConfig,
 } from "../../agent/config/device-config";
 import type { EdgeDevice } from "../../capabilities/generated/edgedevice-v1alpha1";
+import { testEnv } from "./env";
 import { eventually } from "./eventually";
 import { kubectl, kubectlJson, kubectlOk } from "./kubectl";
 
@@ -103,3 +104,10 @@ spec:
   pod: { spec: ${podSpec} }
   data: { paths: ${paths} }
 `;
+
+/** A new namespace holding ConfigMap and Secret `ext` for external storage in bucket `ext-bucket`. */
+export function namespaceWithExternalStorage(ns: string): void {
+  kubectlOk(["create", "namespace", ns]);
+  const s3 = testEnv.s3;
+  applyYaml(ns, s3Objects(ns, "ext", "ext-bucket", new URL(s3.endpoint), s3));
+}

@@ -1,6 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { buildDataUploadStatus } from "../../agent/status";
+import { emptyReport } from "../../agent/sync/engine";
 import { emptyIndex, type IndexEntry } from "../../agent/sync/index-store";
 
 const entry = (workload: string, size: number): IndexEntry => ({
@@ -46,19 +47,10 @@ test("a problem is the last error", () => {
 test("a state dir that cannot be written is reported until it can", () => {
   const index = emptyIndex({ endpoint: "e", bucket: "b" });
   const report = {
-    filesSeen: 1,
-    filesSent: 1,
-    bytesSent: 1,
-    adopted: 0,
-    refreshed: 0,
-    changedDuringUpload: 0,
-    listedPrefixes: [],
-    failures: [],
-    walkProblems: [],
-    skipped: [],
-    workloads: {},
+    ...emptyReport(),
     stateProblem: "cannot save the index in the state dir: ENOSPC: no space left on device",
   };
+
   assert.match(buildDataUploadStatus(index, report).lastError ?? "", /state dir: ENOSPC/);
   assert.is(buildDataUploadStatus(index, { ...report, stateProblem: undefined }).lastError, null);
 });
