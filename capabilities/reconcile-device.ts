@@ -59,6 +59,7 @@ async function readSecret(namespace: string, name: string): Promise<Data> {
 /** The claim's state; creates the claim when the device wants one and it does not exist. */
 async function obcState(
   device: EdgeDevice,
+  owner: OwnerDevice,
   ctx: ReconcileContext,
   conflicts: string[],
 ): Promise<ObcState> {
@@ -77,7 +78,6 @@ async function obcState(
       ? { state: "api-missing" }
       : { state: "not-wanted" };
   }
-  const owner = { namespace, name, uid: device.metadata!.uid! };
   const foreign = foreignObject("ObjectBucketClaim", claim, owner);
   if (foreign) {
     conflicts.push(foreign); // someone else's claim: never used for this device
@@ -140,11 +140,13 @@ async function applyAccess(
 }
 
 function nameConflict(conflicts: string[]): ConditionInput {
+  const [exist, be, them] =
+    conflicts.length === 1 ? ["exists", "is", "it"] : ["exist", "are", "them"];
   return {
     type: "Ready",
     status: "False",
     reason: "NameConflict",
-    message: `${conflicts.join(", ")} already exist${conflicts.length === 1 ? "s" : ""} and ${conflicts.length === 1 ? "is" : "are"} not managed by the module for this device: rename or delete ${conflicts.length === 1 ? "it" : "them"}; the module leaves ${conflicts.length === 1 ? "it" : "them"} alone`,
+    message: `${conflicts.join(", ")} already ${exist} and ${be} not managed by the module for this device: rename or delete ${them}; the module leaves ${them} alone`,
   };
 }
 
@@ -165,7 +167,7 @@ export async function reconcileDevice(key: string, ctx: ReconcileContext): Promi
   if (!ctx.accessApplied.has(owner.uid)) await applyAccess(owner, ctx, conflicts);
 
   const s3 = device.spec?.storage?.s3;
-  const obc = await obcState(device, ctx, conflicts);
+  const obc = await obcState(device, owner, ctx, conflicts);
   const external =
     s3?.configMapName || s3?.secretName
       ? {
@@ -193,8 +195,10 @@ export async function reconcileDevice(key: string, ctx: ReconcileContext): Promi
   const existing = await getOrUndefined(secretName, () =>
     K8s(kind.Secret).InNamespace(namespace).Get(secretName),
   );
+  // Someone else's Secret of that name is neither read as the last good config nor written.
+  const foreignSecret = foreignObject("Secret", existing, owner);
   const existingText =
-    existing?.data?.[DEVICE_CONFIG_KEY] && !foreignObject("Secret", existing, owner)
+    existing?.data?.[DEVICE_CONFIG_KEY] && !foreignSecret
       ? Buffer.from(existing.data[DEVICE_CONFIG_KEY], "base64").toString("utf8")
       : undefined;
   const previous = existingText ? parseDeviceConfigJson(existingText) : undefined;
@@ -212,7 +216,6 @@ export async function reconcileDevice(key: string, ctx: ReconcileContext): Promi
     workloads.filter(w => !invalid.includes(w)),
   );
   const secret = configSecret(owner, config);
-  const foreignSecret = foreignObject("Secret", existing, owner);
   if (foreignSecret) conflicts.push(foreignSecret);
   else if (existing?.data?.[DEVICE_CONFIG_KEY] !== secret.data[DEVICE_CONFIG_KEY]) {
     await K8s(kind.Secret).Apply(secret as kind.Secret, { force: true });
