@@ -29,7 +29,7 @@ export default [
       parser: tsParser,
       parserOptions: {
         projectService: {
-          allowDefaultProject: ["eslint.config.mjs"],
+          allowDefaultProject: ["eslint.config.mjs", "hack/run-module.mjs"],
         },
         tsconfigRootDir: __dirname,
         sourceType: "module",

@@ -3,11 +3,13 @@
  * device's storage, config and access. The bindings only route events; decisions live in the
  * pure helpers beside this file, I/O in reconcile-device.ts.
  */
-import { Capability, K8s, Log, a, type PeprMutateRequest, type PeprValidateRequest } from "pepr";
+import { Capability, K8s, Log, type PeprMutateRequest, type PeprValidateRequest } from "pepr";
 import { EdgeDevice } from "./generated/edgedevice-v1alpha1";
 import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import "./generated/objectbucketclaim-v1alpha1";
+import { ClaimEndpoints } from "./claim-endpoint";
 import { injectExport, type PodSpec } from "./export-volume";
+import { MetadataWatch } from "./metadata-watch";
 import { References } from "./references";
 import { reconcileDevice } from "./reconcile-device";
 import { readSettings } from "./settings";
@@ -41,17 +43,14 @@ When(EdgeWorkload).IsCreatedOrUpdated().Validate(validateWorkload);
 
 const settings = readSettings();
 const references = new References();
-const accessApplied = new Set<string>();
-const queue: WorkQueue = new WorkQueue(
-  key =>
-    reconcileDevice(key, {
-      settings,
-      references,
-      accessApplied,
-      requeue: (k, ms) => queue.enqueue(k, ms),
-    }),
-  Log,
-);
+for (const problem of settings.problems) Log.error(problem);
+const context = {
+  settings,
+  references,
+  accessApplied: new Set<string>(),
+  claimEndpoints: new ClaimEndpoints(settings),
+};
+const queue = new WorkQueue(key => reconcileDevice(key, context), Log);
 const deviceKey = (o: { metadata?: { namespace?: string; name?: string } }) =>
   `${o.metadata?.namespace}/${o.metadata?.name}`;
 
@@ -81,20 +80,25 @@ When(EdgeWorkload)
 When(EdgeWorkload)
   .IsDeleted()
   .Watch(workload => enqueueNamespace(workload.metadata?.namespace));
-for (const [Kind, name] of [
-  [a.ConfigMap, "ConfigMap"],
-  [a.Secret, "Secret"],
-] as const) {
-  const route = (o: { metadata?: { namespace?: string; name?: string } }) => {
-    for (const key of references.devicesUsing(
-      name,
-      o.metadata?.namespace ?? "",
-      o.metadata?.name ?? "",
-    ))
-      queue.enqueue(key);
-  };
-  When(Kind).IsCreatedOrUpdated().Watch(route);
-  When(Kind).IsDeleted().Watch(route);
+// Secrets and ConfigMaps are watched by name only (metadata-watch.ts): a change reconciles the
+// devices that use the object. Pepr starts watches in its watcher process (and in `pepr dev`);
+// the admission process and `pepr build` load this file too and must not.
+const runsWatches = process.env.PEPR_WATCH_MODE === "true" || process.env.PEPR_MODE === "dev";
+if (runsWatches) {
+  for (const [name, path] of [
+    ["ConfigMap", "/api/v1/configmaps"],
+    ["Secret", "/api/v1/secrets"],
+  ] as const) {
+    void new MetadataWatch(path, {
+      change: (namespace, object) => {
+        for (const key of references.devicesUsing(name, namespace, object)) queue.enqueue(key);
+      },
+      resync: () => {
+        for (const key of references.devicesUsingAny(name)) queue.enqueue(key);
+      },
+      warn: (obj, msg) => Log.warn(obj, msg),
+    }).run();
+  }
 }
 
 // The safety net: every device again every resyncSeconds (a missed event, a claim bound

@@ -1,7 +1,8 @@
 /**
- * Reconciles one device: reads what its config is built from, lets the pure functions decide,
- * and writes only what changed (its config Secret, access objects, claim, status, Events).
- * Any error throws: the work queue retries with backoff.
+ * Reconciles one device: reads what its config is built from, lets the pure functions decide
+ * (storage.ts, assemble-config.ts, device-status.ts), and writes only what changed (its config
+ * Secret, access objects, claim, status, Events). Any error throws: the work queue retries with
+ * backoff.
  */
 import { K8s, kind } from "pepr";
 import { hostname } from "node:os";
@@ -12,7 +13,8 @@ import {
   type Storage,
 } from "../agent/config/device-config";
 import { assembleDeviceConfig } from "./assemble-config";
-import { mergeConditions, sameModuleStatus, type ConditionInput } from "./conditions";
+import type { ClaimEndpoints } from "./claim-endpoint";
+import { sameModuleStatus } from "./conditions";
 import {
   bucketClaim,
   configSecret,
@@ -20,14 +22,21 @@ import {
   foreignObject,
   type OwnerDevice,
 } from "./device-resources";
-import { EdgeDevice, type Condition, type StatusStorage } from "./generated/edgedevice-v1alpha1";
+import {
+  deviceEvents,
+  moduleStatus,
+  workloadEvents,
+  type EventInput,
+  type Findings,
+} from "./device-status";
+import { EdgeDevice } from "./generated/edgedevice-v1alpha1";
 import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import { ObjectBucketClaim } from "./generated/objectbucketclaim-v1alpha1";
 import { ApiMissing, getOrUndefined } from "./kube-errors";
 import type { References } from "./references";
 import { wantsObc, type ModuleSettings } from "./settings";
 import { workloadSelects } from "./selector";
-import { resolveStorage, type Data, type ObcState } from "./storage";
+import { resolveStorage, type Data, type ObcState, type StorageInputs } from "./storage";
 import { workloadProblems } from "./workload-validation";
 
 export interface ReconcileContext {
@@ -35,8 +44,13 @@ export interface ReconcileContext {
   references: References;
   /** Devices whose access objects this process already applied (by uid). */
   accessApplied: Set<string>;
-  /** Asks for another reconcile of the device later (an OBC not bound yet). */
-  requeue: (key: string, delayMs: number) => void;
+  /** Where devices reach claim buckets. */
+  claimEndpoints: ClaimEndpoints;
+}
+
+/** What happens next, as controller-runtime's reconcile.Result: look again after a delay. */
+export interface ReconcileResult {
+  requeueAfterMs?: number;
 }
 
 const decode = (data?: Record<string, string>): Record<string, string> =>
@@ -98,6 +112,29 @@ async function obcState(
     phase,
     configMap: await readConfigMap(namespace, name),
     secret: await readSecret(namespace, name),
+    endpoint: await ctx.claimEndpoints.get(),
+  };
+}
+
+/** The claim's state and the external ConfigMap and Secret that spec.storage.s3 names. */
+async function readStorageInputs(
+  device: EdgeDevice,
+  owner: OwnerDevice,
+  ctx: ReconcileContext,
+  conflicts: string[],
+): Promise<Pick<StorageInputs, "obc" | "external">> {
+  const s3 = device.spec?.storage?.s3;
+  const obc = await obcState(device, owner, ctx, conflicts);
+  if (!s3?.configMapName && !s3?.secretName) return { obc };
+  const { namespace } = owner;
+  return {
+    obc,
+    external: {
+      configMapName: s3.configMapName,
+      secretName: s3.secretName,
+      configMap: s3.configMapName ? await readConfigMap(namespace, s3.configMapName) : undefined,
+      secret: s3.secretName ? await readSecret(namespace, s3.secretName) : undefined,
+    },
   };
 }
 
@@ -139,185 +176,101 @@ async function applyAccess(
   ctx.accessApplied.add(owner.uid);
 }
 
-function nameConflict(conflicts: string[]): ConditionInput {
-  const [exist, be, them] =
-    conflicts.length === 1 ? ["exists", "is", "it"] : ["exist", "are", "them"];
-  return {
-    type: "Ready",
-    status: "False",
-    reason: "NameConflict",
-    message: `${conflicts.join(", ")} already ${exist} and ${be} not managed by the module for this device: rename or delete ${them}; the module leaves ${them} alone`,
-  };
-}
-
-function describeStorage(storage: Storage | null | undefined): string {
-  return storage ? `${storage.kind} bucket ${storage.bucket} at ${storage.endpoint}` : "no storage";
-}
-
-export async function reconcileDevice(key: string, ctx: ReconcileContext): Promise<void> {
-  const [namespace, name] = key.split("/");
-  const device = await getOrUndefined(name, () => K8s(EdgeDevice).InNamespace(namespace).Get(name));
-  if (!device || device.metadata?.deletionTimestamp) {
-    ctx.references.forget(key); // its Secret, ServiceAccount, Role and RoleBinding are garbage-collected
-    return;
-  }
-  const owner: OwnerDevice = { namespace, name, uid: device.metadata!.uid! };
-
-  const conflicts: string[] = [];
-  if (!ctx.accessApplied.has(owner.uid)) await applyAccess(owner, ctx, conflicts);
-
-  const s3 = device.spec?.storage?.s3;
-  const obc = await obcState(device, owner, ctx, conflicts);
-  const external =
-    s3?.configMapName || s3?.secretName
-      ? {
-          configMapName: s3.configMapName,
-          secretName: s3.secretName,
-          configMap: s3.configMapName
-            ? await readConfigMap(namespace, s3.configMapName)
-            : undefined,
-          secret: s3.secretName ? await readSecret(namespace, s3.secretName) : undefined,
-        }
-      : undefined;
-  const obcName = obc.state === "missing" || obc.state === "present" ? obc.name : undefined;
-  ctx.references.record(key, namespace, {
-    configMaps: [s3?.configMapName, obcName].filter((n): n is string => !!n),
-    secrets: [s3?.secretName, obcName].filter((n): n is string => !!n),
-  });
-
-  const resolution = resolveStorage({ namespace, obc, external });
-  if (resolution.obc && !resolution.obc.ready && obc.state !== "api-missing") {
-    ctx.requeue(key, 5_000); // claims have no watch here: look again until it binds
-  }
-
-  // A failure keeps the storage of the last good config; workloads still follow.
-  const secretName = deviceConfigSecretName(name);
-  const existing = await getOrUndefined(secretName, () =>
-    K8s(kind.Secret).InNamespace(namespace).Get(secretName),
+/** The device's config Secret as it is: the last good storage in it, unless someone else owns it. */
+async function readConfigSecret(owner: OwnerDevice, conflicts: string[]) {
+  const name = deviceConfigSecretName(owner.name);
+  const existing = await getOrUndefined(name, () =>
+    K8s(kind.Secret).InNamespace(owner.namespace).Get(name),
   );
   // Someone else's Secret of that name is neither read as the last good config nor written.
-  const foreignSecret = foreignObject("Secret", existing, owner);
-  const existingText =
-    existing?.data?.[DEVICE_CONFIG_KEY] && !foreignSecret
-      ? Buffer.from(existing.data[DEVICE_CONFIG_KEY], "base64").toString("utf8")
-      : undefined;
-  const previous = existingText ? parseDeviceConfigJson(existingText) : undefined;
-  const lastGood = previous?.ok ? previous.value.storage : null;
-  const storage = resolution.problem ? lastGood : (resolution.storage ?? null);
+  const foreign = foreignObject("Secret", existing, owner);
+  if (foreign) conflicts.push(foreign);
+  const data = foreign ? undefined : existing?.data?.[DEVICE_CONFIG_KEY];
+  const previous = data
+    ? parseDeviceConfigJson(Buffer.from(data, "base64").toString("utf8"))
+    : undefined;
+  return { name, foreign: !!foreign, data, lastGood: previous?.ok ? previous.value.storage : null };
+}
 
-  const ref = { namespace, name, labels: device.metadata?.labels };
+/** The device's config from the storage and the valid workloads that select it. */
+async function assembleFor(device: EdgeDevice, storage: Storage | null) {
+  const { namespace, name, labels } = device.metadata as {
+    namespace: string;
+    name: string;
+    labels?: Record<string, string>;
+  };
+  const ref = { namespace, name, labels };
   const workloads = (await K8s(EdgeWorkload).InNamespace(namespace).Get()).items;
   // A workload stored before the webhook (or while the module was down) may be invalid: it is
   // left out of this device's config, so the other workloads and the storage still reach it.
   const invalid = workloads.filter(w => workloadSelects(w, ref) && workloadProblems(w).length);
-  const config = assembleDeviceConfig(
-    ref,
-    storage,
-    workloads.filter(w => !invalid.includes(w)),
-  );
-  const secret = configSecret(owner, config);
-  if (foreignSecret) conflicts.push(foreignSecret);
-  else if (existing?.data?.[DEVICE_CONFIG_KEY] !== secret.data[DEVICE_CONFIG_KEY]) {
-    await K8s(kind.Secret).Apply(secret as kind.Secret, { force: true });
-  }
+  const valid = workloads.filter(w => !invalid.includes(w));
+  return { config: assembleDeviceConfig(ref, storage, valid), invalid };
+}
 
-  const conditions: ConditionInput[] = [];
-  if (conflicts.length) {
-    conditions.push(nameConflict(conflicts));
-  } else if (resolution.problem) {
-    const kept = lastGood
-      ? ` The device keeps its last good config (${describeStorage(lastGood)}).`
-      : " The device has no storage until this is fixed.";
-    conditions.push({
-      type: "Ready",
-      status: "False",
-      reason: resolution.problem.reason,
-      message: `${resolution.problem.message}.${kept}`,
-    });
-  } else if (storage) {
-    const note =
-      resolution.obc && !resolution.obc.ready
-        ? ` Meanwhile: ${resolution.obc.message}; the device moves to the claim's bucket once it is bound.`
-        : "";
-    conditions.push({
-      type: "Ready",
-      status: "True",
-      reason: storage.kind === "ocs" ? "ObcBucket" : "ExternalBucket",
-      message: `Uploads go to ${describeStorage(storage)}.${note}`,
-    });
-  } else {
-    conditions.push({
-      type: "Ready",
-      status: "False",
-      reason: "NoStorage",
-      message:
-        "spec.storage.s3 names no ConfigMap and Secret and no ObjectBucketClaim is wanted: the device has nowhere to upload",
-    });
-  }
-  if (invalid.length) conditions.push(invalidWorkloads(invalid));
-  if (resolution.obc) {
-    conditions.push({
-      type: "BucketClaimReady",
-      status: resolution.obc.ready ? "True" : "False",
-      reason: resolution.obc.reason,
-      message: resolution.obc.message,
-    });
-  }
-
-  const now = new Date().toISOString();
+/** The module's status fields and Events, written only when they changed. */
+async function writeStatus(device: EdgeDevice, findings: Findings): Promise<void> {
+  const { namespace, name } = device.metadata as { namespace: string; name: string };
   const old = device.status ?? {};
-  const statusStorage: StatusStorage = {
-    kind: storage?.kind ?? "none",
-    ...(storage ? { bucket: storage.bucket, endpoint: storage.endpoint } : {}),
-    configSecret: secretName,
-  };
-  const status = {
-    observedGeneration: device.metadata?.generation,
-    conditions: mergeConditions(old.conditions, conditions, device.metadata?.generation, now),
-    storage: statusStorage,
-    ...(obcName ? { dataObc: obcName } : {}),
-  };
-  if (!sameModuleStatus(status, old)) {
-    // A merge patch of the module's own fields: the agent's status.dataUpload stays as it is.
-    await K8s(EdgeDevice).PatchStatus({ metadata: { name, namespace }, status } as EdgeDevice);
-    await recordEvents(device, old, status);
-    await recordWorkloadEvents(invalid, old.conditions, status.conditions);
-  }
+  const status = moduleStatus(findings, old, device.metadata?.generation, new Date().toISOString());
+  if (sameModuleStatus(status, old)) return;
+  // A merge patch of the module's own fields: the agent's status.dataUpload stays as it is.
+  await K8s(EdgeDevice).PatchStatus({ metadata: { name, namespace }, status } as EdgeDevice);
+  for (const event of deviceEvents(old, status)) await createEvent(device, "EdgeDevice", event);
+  for (const { workload, event } of workloadEvents(
+    findings.invalid,
+    old.conditions,
+    status.conditions,
+  ))
+    await createEvent(workload, "EdgeWorkload", event);
 }
 
-async function recordEvents(
-  device: EdgeDevice,
-  old: { conditions?: Condition[]; storage?: StatusStorage },
-  now: { conditions: Condition[]; storage: StatusStorage },
-): Promise<void> {
-  const events: { type: "Normal" | "Warning"; reason: string; message: string }[] = [];
-  const was = old.storage;
-  if (
-    was?.kind !== now.storage.kind ||
-    was?.bucket !== now.storage.bucket ||
-    was?.endpoint !== now.storage.endpoint
-  ) {
-    events.push({
-      type: "Normal",
-      reason: "StorageChanged",
-      message: `Device config now uploads to ${now.storage.kind === "none" ? "no storage" : `${now.storage.kind} bucket ${now.storage.bucket} at ${now.storage.endpoint}`}`,
-    });
+/**
+ * One device: access objects, storage inputs, config Secret, status. Returns when to look again
+ * (a claim that is not bound yet has no watch here); an error throws and the queue retries.
+ */
+export async function reconcileDevice(
+  key: string,
+  ctx: ReconcileContext,
+): Promise<ReconcileResult> {
+  const [namespace, name] = key.split("/");
+  const device = await getOrUndefined(name, () => K8s(EdgeDevice).InNamespace(namespace).Get(name));
+  if (!device || device.metadata?.deletionTimestamp) {
+    ctx.references.forget(key); // its Secret, ServiceAccount, Role and RoleBinding are garbage-collected
+    return {};
   }
-  const ready = now.conditions.find(c => c.type === "Ready")!;
-  const oldReady = old.conditions?.find(c => c.type === "Ready");
-  if (
-    ready.status === "False" &&
-    (oldReady?.reason !== ready.reason || oldReady?.status !== "False")
-  ) {
-    events.push({ type: "Warning", reason: ready.reason, message: ready.message });
-  }
-  for (const event of events) await createEvent(device, "EdgeDevice", event);
-}
+  const owner: OwnerDevice = { namespace, name, uid: device.metadata!.uid! };
+  const conflicts: string[] = [];
+  if (!ctx.accessApplied.has(owner.uid)) await applyAccess(owner, ctx, conflicts);
 
-interface EventInput {
-  type: "Normal" | "Warning";
-  reason: string;
-  message: string;
+  const { obc, external } = await readStorageInputs(device, owner, ctx, conflicts);
+  const obcName = obc.state === "missing" || obc.state === "present" ? obc.name : undefined;
+  const s3 = device.spec?.storage?.s3;
+  ctx.references.record(key, namespace, {
+    configMaps: [s3?.configMapName, obcName].filter((n): n is string => !!n),
+    secrets: [s3?.secretName, obcName].filter((n): n is string => !!n),
+  });
+  const resolution = resolveStorage({ namespace, obc, external });
+
+  // A failure keeps the storage of the last good config; workloads still follow.
+  const current = await readConfigSecret(owner, conflicts);
+  const storage = resolution.problem ? current.lastGood : (resolution.storage ?? null);
+  const { config, invalid } = await assembleFor(device, storage);
+  const secret = configSecret(owner, config);
+  if (!current.foreign && current.data !== secret.data[DEVICE_CONFIG_KEY])
+    await K8s(kind.Secret).Apply(secret as kind.Secret, { force: true });
+
+  await writeStatus(device, {
+    resolution,
+    storage,
+    lastGood: current.lastGood,
+    conflicts,
+    invalid,
+    configSecret: current.name,
+    obcName,
+  });
+  const waiting = resolution.obc && !resolution.obc.ready && obc.state !== "api-missing";
+  return waiting ? { requeueAfterMs: 5_000 } : {};
 }
 
 async function createEvent(
@@ -350,35 +303,4 @@ async function createEvent(
     reportingComponent: "edge-data-upload",
     reportingInstance: hostname(),
   } as kind.CoreEvent);
-}
-
-/** The condition a device gets while invalid workloads select it. */
-function invalidWorkloads(invalid: EdgeWorkload[]): ConditionInput {
-  const each = invalid.map(
-    w =>
-      `EdgeWorkload ${w.metadata?.namespace}/${w.metadata?.name}: ${workloadProblems(w).join("; ")}`,
-  );
-  return {
-    type: "WorkloadsValid",
-    status: "False",
-    reason: "InvalidWorkload",
-    message: `${each.join(". ")}. Left out of this device's config until fixed; the other workloads and the storage still apply`,
-  };
-}
-
-/** A Warning on each invalid workload, when the device's WorkloadsValid condition changes. */
-async function recordWorkloadEvents(
-  invalid: EdgeWorkload[],
-  old: Condition[] | undefined,
-  now: Condition[],
-): Promise<void> {
-  const was = old?.find(c => c.type === "WorkloadsValid")?.message;
-  const is = now.find(c => c.type === "WorkloadsValid")?.message;
-  if (!is || was === is) return;
-  for (const w of invalid)
-    await createEvent(w, "EdgeWorkload", {
-      type: "Warning",
-      reason: "InvalidWorkload",
-      message: `${workloadProblems(w).join("; ")}: left out of the configs of the devices it selects until fixed`,
-    });
 }

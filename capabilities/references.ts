@@ -40,4 +40,12 @@ export class References {
   devicesUsing(kind: "ConfigMap" | "Secret", namespace: string, name: string): string[] {
     return [...(this.byObject.get(References.id(kind, namespace, name)) ?? [])];
   }
+
+  /** Every device that uses any object of the kind. */
+  devicesUsingAny(kind: "ConfigMap" | "Secret"): string[] {
+    const devices = new Set<string>();
+    for (const [id, keys] of this.byObject)
+      if (id.startsWith(`${kind}/`)) for (const key of keys) devices.add(key);
+    return [...devices];
+  }
 }

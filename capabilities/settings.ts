@@ -1,27 +1,105 @@
 /**
- * Module settings, from environment variables (package.json "pepr.env" when deployed, the shell
- * with `npm run module:dev`):
- * - EDGE_UPLOAD_OBC_STORAGE_CLASS: storage class of the claims (default openshift-storage.noobaa.io)
- * - EDGE_UPLOAD_CREATE_OBC: default of spec.storage.s3.createOBC: "auto" (on when the
- *   objectbucket.io API is served; the default), "true" or "false"
- * - EDGE_UPLOAD_RESYNC_SECONDS: every device is reconciled again this often (default 60)
+ * Module settings, from environment variables: package.json "pepr.env" when deployed (or
+ * `kubectl set env` on the module's Deployments), the shell with `npm run module:dev`. Each is
+ * declared once in SETTINGS (name, default, check, help); the README's table says the same.
  */
+import { isPemCertificateBundle } from "../agent/config/device-config";
+
 export interface ModuleSettings {
   obcStorageClass: string;
   createObcDefault: "auto" | "true" | "false";
   resyncSeconds: number;
+  /** Where devices reach claim buckets, when the claim's own host is in-cluster only. */
+  obcEndpoint?: string;
+  /** CA bundle (PEM) for obcEndpoint. */
+  obcCa?: string;
+  /** Settings that were given but are invalid: each names the variable; claims report it. */
+  problems: string[];
+}
+
+interface Setting<K extends keyof ModuleSettings> {
+  env: string;
+  key: K;
+  default?: string;
+  help: string;
+  /** The value, or a string starting with "!" saying why it is not valid. */
+  parse: (raw: string) => ModuleSettings[K] | `!${string}`;
+}
+
+const setting = <K extends keyof ModuleSettings>(s: Setting<K>) => s;
+
+export const SETTINGS = [
+  setting({
+    env: "EDGE_UPLOAD_OBC_STORAGE_CLASS",
+    key: "obcStorageClass",
+    default: "openshift-storage.noobaa.io",
+    help: "storage class of the claims",
+    parse: raw => raw,
+  }),
+  setting({
+    env: "EDGE_UPLOAD_CREATE_OBC",
+    key: "createObcDefault",
+    default: "auto",
+    help: "default of `createOBC`: `auto` (on where `objectbucket.io` is served), `true`, `false`",
+    parse: raw =>
+      raw === "auto" || raw === "true" || raw === "false" ? raw : "!must be auto, true or false",
+  }),
+  setting({
+    env: "EDGE_UPLOAD_RESYNC_SECONDS",
+    key: "resyncSeconds",
+    default: "60",
+    help: "every device is reconciled again this often (failures retry sooner, with backoff)",
+    parse: raw =>
+      /^\d+$/.test(raw) && Number(raw) >= 5
+        ? Number(raw)
+        : "!must be a whole number of seconds, at least 5",
+  }),
+  setting({
+    env: "EDGE_UPLOAD_OBC_ENDPOINT",
+    key: "obcEndpoint",
+    help: "the S3 endpoint devices use for claim buckets, `https://host[:port]`: replaces the claim's in-cluster `BUCKET_HOST`/`BUCKET_PORT`",
+    parse: parseEndpoint,
+  }),
+  setting({
+    env: "EDGE_UPLOAD_OBC_CA",
+    key: "obcCa",
+    help: "PEM CA bundle devices trust for `EDGE_UPLOAD_OBC_ENDPOINT` (default: the system's)",
+    parse: raw => (isPemCertificateBundle(raw) ? raw : "!is not a PEM certificate bundle"),
+  }),
+];
+
+/** `scheme://host[:port]` with the port made explicit, or why not. */
+export function parseEndpoint(raw: string): string | `!${string}` {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    return "!is not a URL (https://host[:port])";
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:")
+    return "!must start with https:// or http://";
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.username)
+    return "!must be scheme://host[:port], without path, query or user";
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  return `${url.protocol}//${url.hostname}:${port}`;
 }
 
 export function readSettings(
   env: Record<string, string | undefined> = process.env,
 ): ModuleSettings {
-  const create = env.EDGE_UPLOAD_CREATE_OBC ?? "auto";
-  const resync = Number(env.EDGE_UPLOAD_RESYNC_SECONDS ?? 60);
-  return {
-    obcStorageClass: env.EDGE_UPLOAD_OBC_STORAGE_CLASS || "openshift-storage.noobaa.io",
-    createObcDefault: create === "true" || create === "false" ? create : "auto",
-    resyncSeconds: Number.isFinite(resync) && resync >= 5 ? resync : 60,
-  };
+  const settings: Record<string, unknown> = { problems: [] };
+  const problems = settings.problems as string[];
+  for (const s of SETTINGS) {
+    const raw = env[s.env]?.trim() ? env[s.env]! : s.default;
+    if (raw === undefined) continue;
+    const value = (s.parse as (raw: string) => unknown)(raw);
+    if (typeof value === "string" && value.startsWith("!")) {
+      problems.push(`module setting ${s.env} ${value.slice(1)}`);
+      if (s.default !== undefined)
+        settings[s.key] = (s.parse as (raw: string) => unknown)(s.default);
+    } else settings[s.key] = value;
+  }
+  return settings as unknown as ModuleSettings;
 }
 
 /** Whether a device wants an OBC: its own createOBC, else the module default. */

@@ -16,7 +16,30 @@ export type ObcState =
   /** The objectbucket.io API is not served in this cluster. */
   | { state: "api-missing" }
   | { state: "missing"; name: string }
-  | { state: "present"; name: string; phase?: string; configMap: Data; secret: Data };
+  | {
+      state: "present";
+      name: string;
+      phase?: string;
+      configMap: Data;
+      secret: Data;
+      /** Where devices reach the claim's bucket, when not at the claim's own host. */
+      endpoint?: ClaimEndpoint;
+    };
+
+/**
+ * The endpoint devices use for claim buckets instead of the claim's BUCKET_HOST: the module
+ * setting, or on OpenShift the host of the `s3` Route (as Flotta did); `invalid` when the
+ * setting was given and is wrong.
+ */
+export type ClaimEndpoint =
+  | { source: "setting" | "route"; url: string; caBundle?: string; what: string }
+  | { source: "invalid"; message: string };
+
+/** A host only resolvable inside the cluster: a Service name. */
+export function isInClusterHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/\.$/, "");
+  return h.endsWith(".svc") || h.includes(".svc.") || h.endsWith(".cluster.local");
+}
 
 export interface StorageInputs {
   namespace: string;
@@ -172,15 +195,37 @@ function fromObc(
         message: `Secret ${ref} of the bound ObjectBucketClaim does not exist`,
       },
     };
-  const storage = storageFromKeys("ocs", { ref, data: obc.configMap }, { ref, data: obc.secret });
+  const keys = storageFromKeys("ocs", { ref, data: obc.configMap }, { ref, data: obc.secret });
+  if (isProblem(keys)) return { obc: { ready: false, ...keys } };
+  const storage = reachable(ref, keys, obc.endpoint);
   if (isProblem(storage)) return { obc: { ready: false, ...storage } };
+  const via =
+    obc.endpoint && obc.endpoint.source !== "invalid" ? ` (via ${obc.endpoint.what})` : "";
   return {
     storage,
     obc: {
       ready: true,
       reason: "ObcBound",
-      message: `ObjectBucketClaim ${ref} is bound to bucket ${storage.bucket}`,
+      message: `ObjectBucketClaim ${ref} is bound to bucket ${storage.bucket}${via}`,
     },
+  };
+}
+
+/** The claim's storage at an endpoint devices can reach, or why there is none. */
+function reachable(ref: string, storage: Storage, endpoint?: ClaimEndpoint): Storage | Problem {
+  if (endpoint?.source === "invalid")
+    return { reason: "InvalidModuleSetting", message: endpoint.message };
+  if (endpoint) {
+    const moved: Storage = { ...storage, endpoint: endpoint.url };
+    delete moved.caBundle; // the claim's CA is for its in-cluster host
+    if (endpoint.caBundle) moved.caBundle = endpoint.caBundle;
+    return moved;
+  }
+  const host = new URL(storage.endpoint).hostname;
+  if (!isInClusterHost(host)) return storage;
+  return {
+    reason: "ObcEndpointInCluster",
+    message: `ConfigMap ${ref}: BUCKET_HOST "${host}" is an in-cluster Service name that devices cannot reach: set the module setting EDGE_UPLOAD_OBC_ENDPOINT (and EDGE_UPLOAD_OBC_CA) to the endpoint devices use for claim buckets`,
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * Per-device reconcile queue. Pepr's Reconcile neither retries nor coalesces; this does both:
  * a key enqueued while it runs runs once more afterwards, a failure is retried with doubling
- * backoff and jitter (1 s up to 5 min), and a key is never worked on twice at once.
+ * backoff and jitter (1 s up to 5 min), and a key is never worked on twice at once. Work may
+ * return `{ requeueAfterMs }` to be run again later (controller-runtime's RequeueAfter).
  */
 export interface QueueLogger {
   warn(obj: object, msg: string): void;
@@ -14,7 +15,7 @@ export class WorkQueue {
   private failures = new Map<string, number>();
 
   constructor(
-    private readonly work: (key: string) => Promise<void>,
+    private readonly work: (key: string) => Promise<{ requeueAfterMs?: number } | void>,
     private readonly log: QueueLogger,
     private readonly maxBackoffMs = 300_000,
   ) {}
@@ -49,8 +50,9 @@ export class WorkQueue {
     }
     this.running.add(key);
     try {
-      await this.work(key);
+      const result = await this.work(key);
       this.failures.delete(key);
+      if (result?.requeueAfterMs) this.schedule(key, result.requeueAfterMs);
     } catch (err) {
       const n = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, n);

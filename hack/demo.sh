@@ -26,7 +26,9 @@ done
 echo "==> Starting the local Kubernetes API server, S3 server, the module and the test OBC provisioner"
 echo "    (the first run builds the servers from source: several minutes)"
 eval "$(hack/up.sh)"
-hack/module.sh start
+# The test OBC provisioner writes an in-cluster host, as NooBaa does: devices reach claim
+# buckets through the endpoint this module setting names.
+EDGE_UPLOAD_OBC_ENDPOINT=${EDGE_UPLOAD_OBC_ENDPOINT:-$EDGE_S3_ENDPOINT} hack/module.sh start
 hack/obc-provisioner.sh start
 echo "==> Packing the agent for the device: npm run agent:pack"
 npm run -s agent:pack

@@ -3,7 +3,10 @@
  * OCS path is tested end to end without a storage operator. It installs the OBC CRD (as the
  * operator would), then every second binds each unbound claim: creates a bucket named after
  * spec.generateBucketName, a ConfigMap and a Secret with the claim's name (owned by it), and sets
- * status.phase to Bound. Reads the S3 settings that hack/up.sh prints. Stop it with SIGTERM.
+ * status.phase to Bound. Like NooBaa, it writes an in-cluster Service as BUCKET_HOST
+ * (s3.openshift-storage.svc, port 443), which no device can reach: the module must turn it into
+ * an endpoint devices use (its EDGE_UPLOAD_OBC_ENDPOINT setting or the `s3` Route). Reads the S3
+ * settings that hack/up.sh prints. Stop it with SIGTERM.
  */
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { randomBytes } from "node:crypto";
@@ -25,6 +28,8 @@ const s3 = {
   secretAccessKey: env("EDGE_S3_SECRET_ACCESS_KEY"),
 };
 const client = createS3Client(s3);
+/** What NooBaa writes on OpenShift Data Foundation: its S3 Service. */
+const IN_CLUSTER_HOST = "s3.openshift-storage.svc";
 const log = (msg: string) =>
   process.stderr.write(`${new Date().toISOString()} obc-provisioner: ${msg}\n`);
 
@@ -50,8 +55,8 @@ async function bind(claim: ObjectBucketClaim): Promise<void> {
   await K8s(kind.ConfigMap).Apply({
     metadata: { name, namespace, ownerReferences: owner },
     data: {
-      BUCKET_HOST: endpoint.hostname,
-      BUCKET_PORT: endpoint.port,
+      BUCKET_HOST: IN_CLUSTER_HOST,
+      BUCKET_PORT: "443",
       BUCKET_NAME: bucket,
       BUCKET_REGION: s3.region,
       BUCKET_SUBREGION: "",

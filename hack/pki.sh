@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes, once, the keys and certificates of the local cluster and S3 server under $RUN_DIR/pki:
 # a cluster CA with the API server's serving cert, the service-account signing key pair, the
-# admin token, and a separate CA with the S3 server's TLS cert. Nothing here leaves the machine.
+# admin token, the locally run module's serving cert, and a separate CA with the S3 server's TLS cert. Nothing here leaves the machine.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -35,6 +35,9 @@ if [ ! -f sa.key ]; then
 fi
 [ -f admin.token ] || openssl rand -hex 24 >admin.token
 [ -f tokens.csv ] || echo "$(cat admin.token),admin,admin-uid,system:masters" >tokens.csv
+
+# The module's admission server when hack/module.sh runs it outside a cluster.
+serving module ca "IP:127.0.0.1,DNS:localhost"
 
 ca s3-ca "edge-upload test S3 CA"
 serving s3 s3-ca "IP:127.0.0.1,DNS:localhost"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (`npm test`): static checks and unit tests; then, against the local cluster
-# and S3 server, integration tests; then, with the module (pepr dev) and the test OBC provisioner
-# running, module tests, end-to-end tests and the demo. It starts whatever is not running and
+# and S3 server, integration tests; then, with the built module running under its own scoped
+# RBAC (hack/module.sh) and the test OBC provisioner, module tests, end-to-end tests and the
+# demo; then the audit of the module's requests against its rules. It starts whatever is not running and
 # stops exactly that. Ends with one line "N passed, N failed": each check (lint, build, demo,
 # clean module stop) counts as one test; uvu suites count their own tests, and a suite that
 # crashes without a summary counts as one failure.
@@ -98,6 +99,11 @@ trap cleanup EXIT
 echo "== starting local cluster and S3 server (hack/up.sh)" >&2
 if env_lines=$(hack/up.sh); then
   eval "$env_lines"
+  # The module as deployed, at its most verbose (no level may log Secret data), with claim
+  # buckets reached where the test OBC provisioner's in-cluster host cannot be.
+  export EDGE_MODULE_LOG_LEVEL=${EDGE_MODULE_LOG_LEVEL:-debug}
+  export EDGE_UPLOAD_OBC_ENDPOINT=${EDGE_UPLOAD_OBC_ENDPOINT:-$EDGE_S3_ENDPOINT}
+  audit_from=$(stat -c %s "$LOG_DIR/audit.log" 2>/dev/null || echo 0)
   suite "integration tests" test/integration || show_server_logs
   # The module (pepr dev) and the test OBC provisioner, for the suites that need them.
   running module || module_started=true
@@ -116,6 +122,10 @@ else
 fi
 
 cleanup
+if [ -n "${audit_from:-}" ]; then
+  check "the module's requests all allowed, its rules all used (audit log)" \
+    npx --no-install tsx hack/rbac-audit.ts "$LOG_DIR/audit.log" "$audit_from"
+fi
 check "no secret in any log or test output" hack/scan-secrets.sh "$LOG_DIR"
 # Back to the terminal, once the copies are written: the summary line must come last.
 exec 1>&3 2>&4 3>&- 4>&-

@@ -59,8 +59,23 @@ start_etcd() {
   wait_for etcd 60 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 }
 
+# The module's requests (any ServiceAccount in pepr-system) are audited at Metadata level, never
+# with bodies: hack/rbac-audit.ts compares what the module did with the rules it holds.
+write_audit_policy() {
+  cat >"$RUN_DIR/audit-policy.yaml" <<POLICY
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts:pepr-system"]
+  - level: None
+POLICY
+}
+
 start_apiserver() {
   running kube-apiserver && return 0
+  write_audit_policy
   claim_port kube-apiserver "$APISERVER_PORT"
   say "starting kube-apiserver $K8S_VERSION on $API"
   start_bg kube-apiserver "$BIN_DIR/kube-apiserver-$K8S_VERSION" \
@@ -73,7 +88,9 @@ start_apiserver() {
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-account-max-token-expiration 8760h \
     --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
-    --profiling=false --enable-priority-and-fairness=false
+    --profiling=false --enable-priority-and-fairness=false \
+    --audit-policy-file "$RUN_DIR/audit-policy.yaml" --audit-log-path "$LOG_DIR/audit.log" \
+    --audit-log-format json --audit-log-maxsize 200 --audit-log-maxbackup 1
   wait_for kube-apiserver 120 curl -sf --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" "$API/readyz"
 }
 

@@ -7,7 +7,7 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { spawnSync } from "node:child_process";
+import { moduleCommand } from "../support/module";
 import {
   applyYaml,
   condition,
@@ -31,11 +31,6 @@ spec:
   data: { paths: [{ source: "${source}", target: "${target}" }] }
 `;
 const names = (c: { workloads: { name: string }[] }) => c.workloads.map(w => w.name).join(",");
-
-function moduleCommand(verb: "start" | "stop"): void {
-  const r = spawnSync("bash", ["hack/module.sh", verb], { encoding: "utf8" });
-  assert.is(r.status, 0, `hack/module.sh ${verb}: ${r.stderr}`);
-}
 
 test.before(() => namespaceWithExternalStorage(ns));
 test.after(() => {

@@ -113,7 +113,8 @@ export interface TcpProxy {
   stop(): Promise<void>;
 }
 
-export async function startTcpProxy(upstreamPort: number): Promise<TcpProxy> {
+/** Forwards 127.0.0.1:`listenPort` (any free port by default) to 127.0.0.1:`upstreamPort`. */
+export async function startTcpProxy(upstreamPort: number, listenPort?: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   const track = (s: Socket) => {
@@ -131,7 +132,7 @@ export async function startTcpProxy(upstreamPort: number): Promise<TcpProxy> {
     });
     return listen(server, port);
   };
-  const port = await open();
+  const port = await open(listenPort);
   const cut = () =>
     new Promise<void>(resolve => {
       for (const s of sockets) s.destroy();

@@ -1,0 +1,181 @@
+/**
+ * What a device's status and Events say after a reconcile, decided from what the reconcile
+ * found. Pure: reconcile-device.ts reads and writes, this decides.
+ */
+import type { Storage } from "../agent/config/device-config";
+import { mergeConditions, type ConditionInput } from "./conditions";
+import type { Condition, StatusStorage } from "./generated/edgedevice-v1alpha1";
+import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
+import type { StorageResolution } from "./storage";
+import { workloadProblems } from "./workload-validation";
+
+export interface EventInput {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+}
+
+export interface Findings {
+  resolution: StorageResolution;
+  /** The storage written to the config: the resolution's, or the last good one on a problem. */
+  storage: Storage | null;
+  lastGood: Storage | null;
+  /** Objects with the module's names that it does not own. */
+  conflicts: string[];
+  /** Workloads selecting the device that fail validation. */
+  invalid: EdgeWorkload[];
+  configSecret: string;
+  obcName?: string;
+}
+
+export interface ModuleStatusFields {
+  observedGeneration?: number;
+  conditions: Condition[];
+  storage: StatusStorage;
+  dataObc?: string;
+}
+
+export function describeStorage(storage: Storage | null | undefined): string {
+  return storage ? `${storage.kind} bucket ${storage.bucket} at ${storage.endpoint}` : "no storage";
+}
+
+function nameConflict(conflicts: string[]): ConditionInput {
+  const [exist, be, them] =
+    conflicts.length === 1 ? ["exists", "is", "it"] : ["exist", "are", "them"];
+  return {
+    type: "Ready",
+    status: "False",
+    reason: "NameConflict",
+    message: `${conflicts.join(", ")} already ${exist} and ${be} not managed by the module for this device: rename or delete ${them}; the module leaves ${them} alone`,
+  };
+}
+
+function ready(f: Findings): ConditionInput {
+  if (f.conflicts.length) return nameConflict(f.conflicts);
+  const { resolution, storage, lastGood } = f;
+  if (resolution.problem) {
+    const kept = lastGood
+      ? ` The device keeps its last good config (${describeStorage(lastGood)}).`
+      : " The device has no storage until this is fixed.";
+    return {
+      type: "Ready",
+      status: "False",
+      reason: resolution.problem.reason,
+      message: `${resolution.problem.message}.${kept}`,
+    };
+  }
+  if (storage) {
+    const note =
+      resolution.obc && !resolution.obc.ready
+        ? ` Meanwhile: ${resolution.obc.message}; the device moves to the claim's bucket once it is bound.`
+        : "";
+    return {
+      type: "Ready",
+      status: "True",
+      reason: storage.kind === "ocs" ? "ObcBucket" : "ExternalBucket",
+      message: `Uploads go to ${describeStorage(storage)}.${note}`,
+    };
+  }
+  return {
+    type: "Ready",
+    status: "False",
+    reason: "NoStorage",
+    message:
+      "spec.storage.s3 names no ConfigMap and Secret and no ObjectBucketClaim is wanted: the device has nowhere to upload",
+  };
+}
+
+/** The condition a device gets while invalid workloads select it. */
+function invalidWorkloads(invalid: EdgeWorkload[]): ConditionInput {
+  const each = invalid.map(
+    w =>
+      `EdgeWorkload ${w.metadata?.namespace}/${w.metadata?.name}: ${workloadProblems(w).join("; ")}`,
+  );
+  return {
+    type: "WorkloadsValid",
+    status: "False",
+    reason: "InvalidWorkload",
+    message: `${each.join(". ")}. Left out of this device's config until fixed; the other workloads and the storage still apply`,
+  };
+}
+
+export function deviceConditions(f: Findings): ConditionInput[] {
+  const conditions = [ready(f)];
+  if (f.invalid.length) conditions.push(invalidWorkloads(f.invalid));
+  const obc = f.resolution.obc;
+  if (obc)
+    conditions.push({
+      type: "BucketClaimReady",
+      status: obc.ready ? "True" : "False",
+      reason: obc.reason,
+      message: obc.message,
+    });
+  return conditions;
+}
+
+export function moduleStatus(
+  f: Findings,
+  old: { conditions?: Condition[] },
+  generation: number | undefined,
+  now: string,
+): ModuleStatusFields {
+  const { storage } = f;
+  return {
+    observedGeneration: generation,
+    conditions: mergeConditions(old.conditions, deviceConditions(f), generation, now),
+    storage: {
+      kind: storage?.kind ?? "none",
+      ...(storage ? { bucket: storage.bucket, endpoint: storage.endpoint } : {}),
+      configSecret: f.configSecret,
+    },
+    ...(f.obcName ? { dataObc: f.obcName } : {}),
+  };
+}
+
+/** Events on the device: where uploads go now, and a Warning when it stops being Ready. */
+export function deviceEvents(
+  old: { conditions?: Condition[]; storage?: StatusStorage },
+  now: ModuleStatusFields,
+): EventInput[] {
+  const events: EventInput[] = [];
+  const was = old.storage;
+  if (
+    was?.kind !== now.storage.kind ||
+    was?.bucket !== now.storage.bucket ||
+    was?.endpoint !== now.storage.endpoint
+  ) {
+    events.push({
+      type: "Normal",
+      reason: "StorageChanged",
+      message: `Device config now uploads to ${now.storage.kind === "none" ? "no storage" : `${now.storage.kind} bucket ${now.storage.bucket} at ${now.storage.endpoint}`}`,
+    });
+  }
+  const isReady = now.conditions.find(c => c.type === "Ready")!;
+  const wasReady = old.conditions?.find(c => c.type === "Ready");
+  if (
+    isReady.status === "False" &&
+    (wasReady?.reason !== isReady.reason || wasReady?.status !== "False")
+  ) {
+    events.push({ type: "Warning", reason: isReady.reason, message: isReady.message });
+  }
+  return events;
+}
+
+/** A Warning for each invalid workload, when the device's WorkloadsValid condition changes. */
+export function workloadEvents(
+  invalid: EdgeWorkload[],
+  old: Condition[] | undefined,
+  now: Condition[],
+): { workload: EdgeWorkload; event: EventInput }[] {
+  const was = old?.find(c => c.type === "WorkloadsValid")?.message;
+  const is = now.find(c => c.type === "WorkloadsValid")?.message;
+  if (!is || was === is) return [];
+  return invalid.map(workload => ({
+    workload,
+    event: {
+      type: "Warning",
+      reason: "InvalidWorkload",
+      message: `${workloadProblems(workload).join("; ")}: left out of the configs of the devices it selects until fixed`,
+    },
+  }));
+}
