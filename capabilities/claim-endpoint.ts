@@ -31,7 +31,7 @@ export const ROUTER_CA = { namespace: "openshift-ingress-operator", name: "route
 export function routeEndpoint(
   route: Route | undefined,
   caBundle?: string,
-): ClaimEndpoint | undefined {
+): Extract<ClaimEndpoint, { url: string }> | undefined {
   const host = route?.spec?.host;
   if (!host) return undefined;
   const url = route?.spec?.tls ? `https://${host}:443` : `http://${host}:80`;

@@ -105,7 +105,7 @@ if env_lines=$(hack/up.sh); then
   export EDGE_UPLOAD_OBC_ENDPOINT=${EDGE_UPLOAD_OBC_ENDPOINT:-$EDGE_S3_ENDPOINT}
   audit_from=$(stat -c %s "$LOG_DIR/audit.log" 2>/dev/null || echo 0)
   suite "integration tests" test/integration || show_server_logs
-  # The module (pepr dev) and the test OBC provisioner, for the suites that need them.
+  # The module (as deployed) and the test OBC provisioner, for the suites that need them.
   running module || module_started=true
   running obc-provisioner || provisioner_started=true
   if hack/module.sh start && hack/obc-provisioner.sh start; then

@@ -1,6 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
+  isInClusterHost,
   resolveStorage,
   storageFromKeys,
   type StorageInputs,
@@ -38,7 +39,13 @@ const bound = {
   phase: "Bound",
   configMap: obcData,
   secret: secret({ AWS_ACCESS_KEY_ID: "OBCKEY" }),
+  endpoint: {
+    source: "setting" as const,
+    url: "https://s3.example.net:443",
+    what: "module setting EDGE_UPLOAD_OBC_ENDPOINT",
+  },
 };
+const inCluster = { ...bound, endpoint: undefined };
 const external = {
   configMapName: "s3cfg",
   secretName: "s3creds",
@@ -55,6 +62,27 @@ const inputs = (over: Partial<StorageInputs>): StorageInputs => ({
 const table: [string, StorageInputs, string | null, RegExp?][] = [
   ["bound OBC wins over external", inputs({ obc: bound, external }), "ocs"],
   ["bound OBC alone", inputs({ obc: bound }), "ocs"],
+  [
+    "bound OBC at an in-cluster host, no way out",
+    inputs({ obc: inCluster }),
+    "ObcEndpointInCluster",
+    /ConfigMap edge\/cam-1: BUCKET_HOST "s3\.openshift-storage\.svc" is an in-cluster Service name .* set the module setting EDGE_UPLOAD_OBC_ENDPOINT/,
+  ],
+  ["in-cluster claim, external fine: external", inputs({ obc: inCluster, external }), "external"],
+  [
+    "claim endpoint setting invalid",
+    inputs({
+      obc: {
+        ...bound,
+        endpoint: {
+          source: "invalid",
+          message: "module setting EDGE_UPLOAD_OBC_ENDPOINT is not a URL",
+        },
+      },
+    }),
+    "InvalidModuleSetting",
+    /EDGE_UPLOAD_OBC_ENDPOINT is not a URL/,
+  ],
   [
     "pending OBC: external meanwhile",
     inputs({
@@ -206,6 +234,41 @@ test("OBC state is reported beside the storage used meanwhile", () => {
     message: "ObjectBucketClaim edge/cam-1 is Pending",
   });
   assert.is(resolveStorage(inputs({ obc: bound })).obc?.reason, "ObcBound");
+});
+
+test("a claim endpoint replaces the claim's host and CA: from the setting, from the Route", () => {
+  const claimCa = secret({ AWS_ACCESS_KEY_ID: "OBCKEY", "tls.crt": CA });
+  const viaSetting = resolveStorage(inputs({ obc: { ...bound, secret: claimCa } }));
+  assert.is(viaSetting.storage?.endpoint, "https://s3.example.net:443");
+  assert.is(viaSetting.storage?.caBundle, undefined, "the claim's CA is for its in-cluster host");
+  assert.is(viaSetting.storage?.bucket, "cam-1-abc");
+  assert.is(viaSetting.storage?.accessKeyId, "OBCKEY");
+  assert.match(
+    viaSetting.obc!.message,
+    /bound to bucket cam-1-abc \(via module setting EDGE_UPLOAD_OBC_ENDPOINT\)/,
+  );
+  const routeCa = CA.replace("MIIB", "MIIC");
+  const endpoint = {
+    source: "route" as const,
+    url: "https://s3-openshift-storage.apps.example:443",
+    caBundle: routeCa,
+    what: "Route openshift-storage/s3",
+  };
+  const viaRoute = resolveStorage(inputs({ obc: { ...bound, secret: claimCa, endpoint } }));
+  assert.is(viaRoute.storage?.endpoint, "https://s3-openshift-storage.apps.example:443");
+  assert.is(viaRoute.storage?.caBundle, routeCa);
+});
+
+test("in-cluster hosts are Service names", () => {
+  for (const h of [
+    "s3.openshift-storage.svc",
+    "rook-ceph-rgw-store.rook-ceph.svc.cluster.local",
+    "S3.NS.SVC.",
+    "minio.ns.svc.cluster.local",
+  ])
+    assert.ok(isInClusterHost(h), h);
+  for (const h of ["s3.example.com", "127.0.0.1", "localhost", "svc.example.com", "my-svc.com"])
+    assert.not.ok(isInClusterHost(h), h);
 });
 
 test("endpoint scheme: explicit, port 443, a CA bundle, else http; region defaults", () => {

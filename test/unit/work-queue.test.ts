@@ -43,6 +43,14 @@ test("a failure is retried with backoff until it succeeds", async () => {
   assert.match(JSON.stringify(warnings[0]), /HTTP 500: etcd busy/);
 });
 
+test("work that returns requeueAfterMs runs again after that delay", async () => {
+  let runs = 0;
+  const queue = new WorkQueue(async () => (++runs < 3 ? { requeueAfterMs: 20 } : {}), quiet);
+  queue.enqueue("a");
+  await tick(200);
+  assert.is(runs, 3, "requeued twice, then done");
+});
+
 test("references route ConfigMap and Secret changes to the devices that use them", () => {
   const refs = new References();
   refs.record("edge/cam-1", "edge", { configMaps: ["s3cfg"], secrets: ["s3creds"] });
@@ -52,6 +60,8 @@ test("references route ConfigMap and Secret changes to the devices that use them
     "edge/cam-2",
   ]);
   assert.equal(refs.devicesUsing("Secret", "other", "s3creds"), []);
+  assert.equal(refs.devicesUsingAny("Secret"), ["edge/cam-1"], "a missed Secret event");
+  assert.equal(refs.devicesUsingAny("ConfigMap").sort(), ["edge/cam-1", "edge/cam-2"]);
   refs.record("edge/cam-1", "edge", { configMaps: [], secrets: ["b"] });
   assert.equal(refs.devicesUsing("ConfigMap", "edge", "s3cfg"), ["edge/cam-2"]);
   refs.forget("edge/cam-2");
