@@ -11,4 +11,5 @@ if [ ! -s "$bundle" ]; then
   echo "pepr build produced no $bundle (a TypeScript error above stops it)" >&2
   exit 1
 fi
-echo "built $bundle and dist/pepr-module-$uuid.yaml" >&2
+npx --no-install tsx hack/module-guard.ts
+echo "built $bundle, dist/pepr-module-$uuid.yaml and dist/module-guard-$uuid.yaml" >&2

@@ -3,7 +3,7 @@
  * a container runtime. Used by hack/module.sh.
  *
  *   tsx hack/deploy-local.ts prepare DIR PKI   applies the manifest's namespace, ServiceAccount and
- *       scoped RBAC (as the admin who deploys), then as the module's ServiceAccount applies the
+ *       scoped RBAC and the module guard (as the admin who deploys), then as the module's ServiceAccount applies the
  *       PeprStore CRD (as the controller does at start); unpacks the module code from its Secret
  *       and checks it against the hash the Deployments give; mints a token for the
  *       ServiceAccount into DIR/kubeconfig; writes DIR/processes.json: per process (admission,
@@ -149,6 +149,8 @@ function prepare(dir: string, pki: string): void {
     "RoleBinding",
   ];
   apply(docs.filter(d => access.includes(d.kind)));
+  // What the module does with those rules (hack/module-guard.ts), as a user applies it.
+  apply(yaml.loadAll(readFileSync(`dist/module-guard-${uuid}.yaml`, "utf8")).filter(Boolean));
   const deployments = byKind(docs, "Deployment") as Deployment[];
   const watcher = deployments.find(d => d.metadata.name.endsWith("-watcher"));
   const admission = deployments.find(d => !d.metadata.name.endsWith("-watcher"));

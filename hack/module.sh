@@ -29,7 +29,7 @@ healthy() { curl -sfk "https://127.0.0.1:$1/healthz" >/dev/null; }
 # The bundle is stale when any source it is built from is newer.
 built() {
   local manifest=dist/pepr-module-$uuid.yaml
-  [ -f "$manifest" ] && [ -z "$(find pepr.ts package.json capabilities agent/config -newer "$manifest" -name '*.ts' -o -newer "$manifest" -name package.json | head -n1)" ]
+  [ -f "$manifest" ] && [ -f "dist/module-guard-$uuid.yaml" ] && [ -z "$(find pepr.ts package.json capabilities agent/config -newer "$manifest" -name '*.ts' -o -newer "$manifest" -name package.json | head -n1)" ]
 }
 
 stop_process() {

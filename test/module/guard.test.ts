@@ -1,0 +1,108 @@
+/**
+ * The module guard (dist/module-guard-<uuid>.yaml, a ValidatingAdmissionPolicy): with the running
+ * module's own token, an attacker who took over the module tries what its rules would allow and
+ * the guard refuses. What the module does itself still passes (every other module test).
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { readFileSync } from "node:fs";
+import { testEnv } from "../support/env";
+import { kubectl, kubectlOk } from "../support/kubectl";
+import { uniqueName } from "../support/names";
+
+const ns = uniqueName("guard");
+let token = "";
+
+/** kubectl as the module's ServiceAccount: must be refused by the guard, saying `why`. */
+function refused(args: string[], why: RegExp, input?: string): void {
+  const r = kubectl(args, { token, input });
+  assert.is.not(r.status, 0, `allowed: kubectl ${args.join(" ")}`);
+  assert.match(r.stderr, /ValidatingAdmissionPolicy 'pepr-[0-9a-f-]+-guard' .*denied request/);
+  assert.match(r.stderr, why);
+}
+
+test.before(() => {
+  const config = JSON.parse(readFileSync(testEnv.moduleKubeconfig, "utf8")) as {
+    users: { user: { token: string } }[];
+  };
+  token = config.users[0].user.token;
+  kubectlOk(["create", "namespace", ns]);
+  kubectlOk(["create", "serviceaccount", "someone", "-n", ns]);
+  kubectlOk(["create", "secret", "generic", "theirs", "-n", ns, "--from-literal=k=v"]);
+  // A Role the module could bind as far as RBAC goes (it holds every rule in it).
+  kubectlOk([
+    "create",
+    "role",
+    "dev-data-upload-agent",
+    "-n",
+    ns,
+    "--verb=get",
+    "--resource=secrets",
+  ]);
+});
+test.after(() => {
+  kubectl(["delete", "namespace", ns, "--wait=false"]);
+});
+
+test("the module's token is the module's, and RBAC alone would let it do all below", () => {
+  const who = kubectlOk(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"], {
+    token,
+  });
+  assert.match(who, /^system:serviceaccount:pepr-system:pepr-/);
+  for (const verb of [
+    "create serviceaccounts/token",
+    "create secrets",
+    "patch secrets",
+    "create rolebindings",
+  ]) {
+    const [v, resource] = verb.split(" ");
+    const r = kubectl(["auth", "can-i", v, resource, "-n", ns], { token });
+    assert.is(r.stdout.trim(), "yes", `RBAC: ${verb}`);
+  }
+});
+
+test("it mints no token, for any ServiceAccount", () => {
+  refused(["create", "token", "someone", "-n", ns], /never mints tokens/);
+});
+
+test("it writes no Secret without its label, takes none over, makes no token Secret", () => {
+  refused(
+    ["create", "secret", "generic", "x", "-n", ns, "--from-literal=k=v"],
+    /only objects labelled/,
+  );
+  refused(
+    ["label", "secret", "theirs", "-n", ns, "app.kubernetes.io/managed-by=edge-data-upload"],
+    /changes only objects it already manages/,
+  );
+  refused(
+    ["apply", "-n", ns, "-f", "-"],
+    /only Opaque Secrets/,
+    `{"apiVersion":"v1","kind":"Secret","type":"kubernetes.io/service-account-token","metadata":{"name":"tok","labels":{"app.kubernetes.io/managed-by":"edge-data-upload"},"annotations":{"kubernetes.io/service-account.name":"someone"}}}`,
+  );
+  kubectlOk(["apply", "-n", ns, "-f", "-"], {
+    token,
+    input: `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"mine","labels":{"app.kubernetes.io/managed-by":"edge-data-upload"}},"stringData":{"k":"v"}}`,
+  });
+  // Deleting is not even in its rules (garbage collection deletes a device's objects).
+  const del = kubectl(["delete", "secret", "mine", "-n", ns], { token });
+  assert.match(del.stderr, /cannot delete resource "secrets"/);
+});
+
+test("it binds nothing but a device's Role to that device's ServiceAccount", () => {
+  const binding = (subject: string) =>
+    `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"dev-data-upload-agent","labels":{"app.kubernetes.io/managed-by":"edge-data-upload"}},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"dev-data-upload-agent"},"subjects":[${subject}]}`;
+  refused(
+    ["apply", "-n", ns, "-f", "-"],
+    /binds only a device's Role/,
+    binding(
+      `{"kind":"Group","apiGroup":"rbac.authorization.k8s.io","name":"system:authenticated"}`,
+    ),
+  );
+  refused(
+    ["apply", "-n", ns, "-f", "-"],
+    /binds only a device's Role/,
+    binding(`{"kind":"ServiceAccount","name":"someone","namespace":"${ns}"}`),
+  );
+});
+
+test.run();
