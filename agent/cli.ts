@@ -107,8 +107,11 @@ function stopOnSignals(log: Logger): AbortSignal {
   const controller = new AbortController();
   // Every request in flight listens on it: Node's default of 10 would warn at --concurrency 11.
   setMaxListeners(10_000, controller.signal);
+  // A second signal while stopping (systemd and a person may both send one) changes nothing:
+  // the stop already under way saves the index; SIGKILL is there for a stop that hangs.
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (controller.signal.aborted) return;
       log.info("stopping", { signal });
       controller.abort();
     });

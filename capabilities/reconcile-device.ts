@@ -226,8 +226,8 @@ async function writeStatus(device: EdgeDevice, findings: Findings): Promise<void
 }
 
 /**
- * One device: access objects, storage inputs, config Secret, status. Returns when to look again
- * (a claim that is not bound yet has no watch here); an error throws and the queue retries.
+ * One device: access objects, storage inputs, config Secret, status. Returns when to look again;
+ * an error throws and the queue retries.
  */
 export async function reconcileDevice(
   key: string,
@@ -269,8 +269,10 @@ export async function reconcileDevice(
     configSecret: current.name,
     obcName,
   });
-  const waiting = resolution.obc && !resolution.obc.ready && obc.state !== "api-missing";
-  return waiting ? { requeueAfterMs: 5_000 } : {};
+  // Claims have no watch here: look again until it binds. A bound claim that cannot be used
+  // (an in-cluster host, a bad key) waits for the resync or for its ConfigMap or Secret to change.
+  const binding = obc.state === "missing" || (obc.state === "present" && obc.phase !== "Bound");
+  return binding ? { requeueAfterMs: 5_000 } : {};
 }
 
 async function createEvent(

@@ -22,6 +22,7 @@ interface Rule {
 interface AuditEvent {
   verb: string;
   user: { username: string };
+  userAgent?: string;
   objectRef?: { apiGroup?: string; resource?: string; subresource?: string };
   responseStatus?: { code?: number; message?: string };
   annotations?: Record<string, string>;
@@ -54,6 +55,9 @@ function used(text: string): Map<string, { ok: number; refused: number }> {
     if (!line.includes(USER)) continue;
     const event = JSON.parse(line) as AuditEvent;
     if (event.user.username !== USER || !event.objectRef?.resource) continue;
+    // kubectl with the module's token is a test playing attacker (guard.test.ts) or
+    // deploy-local.ts playing Pepr's controller: only the module's own processes count.
+    if (event.userAgent?.startsWith("kubectl/")) continue;
     const ref = event.objectRef;
     const resource = ref.subresource ? `${ref.resource}/${ref.subresource}` : ref.resource!;
     const group = ref.apiGroup || "core";

@@ -172,6 +172,7 @@ test("SIGTERM in the middle of a large upload ends the run within 5 s; the next 
   );
   const asked = Date.now();
   agent.child.kill("SIGTERM");
+  // stop() sends a second SIGTERM while the first is being handled: it must change nothing.
   const exit = await Promise.race([agent.stop(), sleep(5000).then(() => "still running")]);
   const took = Date.now() - asked;
   if (exit === "still running") agent.child.kill("SIGKILL");
