@@ -9,7 +9,9 @@ import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import "./generated/objectbucketclaim-v1alpha1";
 import { ClaimEndpoints } from "./claim-endpoint";
 import { injectExport, type PodSpec } from "./export-volume";
-import { MetadataWatch } from "./metadata-watch";
+import { DEVICE_LABEL, MANAGED_BY } from "./device-resources";
+import { DeviceChanges } from "./device-changes";
+import { MetadataWatch, type MetadataEvent } from "./metadata-watch";
 import { References } from "./references";
 import { reconcileDevice } from "./reconcile-device";
 import { readSettings } from "./settings";
@@ -68,38 +70,76 @@ async function enqueueNamespace(namespace: string | undefined): Promise<void> {
   }
 }
 
+// A device reconciles when what the module reads from it changes, not on status patches.
+const deviceChanges = new DeviceChanges();
 When(EdgeDevice)
   .IsCreatedOrUpdated()
-  .Watch(device => queue.enqueue(deviceKey(device)));
+  .Watch(device => {
+    if (deviceChanges.changed(device)) queue.enqueue(deviceKey(device));
+  });
 When(EdgeDevice)
   .IsDeleted()
-  .Watch(device => queue.enqueue(deviceKey(device)));
+  .Watch(device => {
+    deviceChanges.forget(device);
+    queue.enqueue(deviceKey(device));
+  });
 When(EdgeWorkload)
   .IsCreatedOrUpdated()
   .Watch(workload => enqueueNamespace(workload.metadata?.namespace));
 When(EdgeWorkload)
   .IsDeleted()
   .Watch(workload => enqueueNamespace(workload.metadata?.namespace));
-// Secrets and ConfigMaps are watched by name only (metadata-watch.ts): a change reconciles the
-// devices that use the object. Pepr starts watches in its watcher process (and in `pepr dev`);
-// the admission process and `pepr build` load this file too and must not.
-const runsWatches = process.env.PEPR_WATCH_MODE === "true" || process.env.PEPR_MODE === "dev";
-if (runsWatches) {
+
+/** The device a managed object belongs to (its device label), as a queue key. */
+const ownerKey = (e: MetadataEvent) =>
+  e.labels[DEVICE_LABEL] ? `${e.namespace}/${e.labels[DEVICE_LABEL]}` : undefined;
+const managed = `${Object.keys(MANAGED_BY)[0]}=${Object.values(MANAGED_BY)[0]}`;
+
+/**
+ * Watches by metadata only (metadata-watch.ts). Pepr starts watches in its watcher process (and
+ * in `pepr dev`); the admission process and `pepr build` load this file too and must not.
+ * - a Secret or ConfigMap a device uses reconciles that device; a deleted device config Secret
+ *   is written again;
+ * - a device's ServiceAccount, Role or RoleBinding that is deleted or changed is applied again.
+ */
+function startMetadataWatches(): void {
+  const warn = (obj: object, msg: string) => Log.warn(obj, msg);
   for (const [name, path] of [
     ["ConfigMap", "/api/v1/configmaps"],
     ["Secret", "/api/v1/secrets"],
   ] as const) {
     void new MetadataWatch(path, {
-      change: (namespace, object) => {
-        for (const key of references.devicesUsing(name, namespace, object)) queue.enqueue(key);
+      change: e => {
+        for (const key of references.devicesUsing(name, e.namespace, e.name)) queue.enqueue(key);
+        const owner = ownerKey(e);
+        if (name === "Secret" && e.type === "DELETED" && owner) queue.enqueue(owner);
       },
       resync: () => {
         for (const key of references.devicesUsingAny(name)) queue.enqueue(key);
       },
-      warn: (obj, msg) => Log.warn(obj, msg),
+      warn,
     }).run();
   }
+  for (const path of [
+    "/api/v1/serviceaccounts",
+    "/apis/rbac.authorization.k8s.io/v1/roles",
+    "/apis/rbac.authorization.k8s.io/v1/rolebindings",
+  ]) {
+    const repair = (e: MetadataEvent) => {
+      const owner = ownerKey(e);
+      if (e.type === "ADDED" || !owner) return; // the module's own apply
+      for (const uid of e.owners) context.accessApplied.delete(uid);
+      queue.enqueue(owner);
+    };
+    void new MetadataWatch(
+      path,
+      { change: repair, resync: () => context.accessApplied.clear(), warn },
+      managed,
+    ).run();
+  }
 }
+if (process.env.PEPR_WATCH_MODE === "true" || process.env.PEPR_MODE === "dev")
+  startMetadataWatches();
 
 // The safety net: every device again every resyncSeconds (a missed event, a claim bound
 // meanwhile, a transient error that outlived its retries).

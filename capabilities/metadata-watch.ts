@@ -17,13 +17,28 @@ export interface MetadataEvent {
   namespace: string;
   name: string;
   resourceVersion: string;
+  labels: Record<string, string>;
+  /** uids of the owners */
+  owners: string[];
 }
 
 /** One line of a watch stream; an ERROR event becomes `{ error }`, anything unreadable undefined. */
 export function parseWatchLine(
   line: string,
 ): MetadataEvent | { error: { code?: number; message?: string } } | undefined {
-  let event: { type?: string; object?: { metadata?: Record<string, string>; code?: number } };
+  let event: {
+    type?: string;
+    object?: {
+      metadata?: {
+        namespace?: string;
+        name?: string;
+        resourceVersion?: string;
+        labels?: Record<string, string>;
+        ownerReferences?: { uid?: string }[];
+      };
+      code?: number;
+    };
+  };
   try {
     event = JSON.parse(line);
   } catch {
@@ -41,6 +56,8 @@ export function parseWatchLine(
     namespace: meta.namespace ?? "",
     name: meta.name ?? "",
     resourceVersion: meta.resourceVersion,
+    labels: meta.labels ?? {},
+    owners: (meta.ownerReferences ?? []).map(o => o.uid ?? "").filter(Boolean),
   };
 }
 
@@ -51,7 +68,7 @@ class Gone extends Error {}
 
 export interface MetadataWatchHandlers {
   /** An object of the kind was added, changed or deleted. */
-  change(namespace: string, name: string): void;
+  change(event: MetadataEvent): void;
   /** Events may have been missed: look at everything that depends on the kind. */
   resync(): void;
   warn(obj: object, msg: string): void;
@@ -61,10 +78,14 @@ export class MetadataWatch {
   private stopped = false;
   private current?: ReturnType<typeof request>;
 
-  /** `path`: the kind's cluster-wide collection, e.g. /api/v1/secrets. */
+  /**
+   * `path`: the kind's cluster-wide collection, e.g. /api/v1/secrets; `labelSelector`: only the
+   * objects that carry these labels.
+   */
   constructor(
     private readonly path: string,
     private readonly handlers: MetadataWatchHandlers,
+    private readonly labelSelector = "",
     private readonly kubeConfig = defaultKubeConfig(),
   ) {}
 
@@ -106,8 +127,11 @@ export class MetadataWatch {
     if (!cluster) throw new Error("no current cluster in the kubeconfig");
     const options: RequestOptions = { headers: { Accept: accept } };
     await this.kubeConfig.applyToHTTPSOptions(options); // per request: tokens are rotated
+    const selector = this.labelSelector
+      ? `&labelSelector=${encodeURIComponent(this.labelSelector)}`
+      : "";
     return new Promise((resolve, reject) => {
-      const req = request(`${cluster.server}${this.path}?${query}`, options, resolve);
+      const req = request(`${cluster.server}${this.path}?${query}${selector}`, options, resolve);
       this.current = req;
       req.on("error", reject);
       req.end();
@@ -149,7 +173,7 @@ export class MetadataWatch {
           throw new Error(`watch ${this.path}: ${event.error.message ?? "error event"}`);
         }
         last = event.resourceVersion;
-        if (event.type !== "BOOKMARK") this.handlers.change(event.namespace, event.name);
+        if (event.type !== "BOOKMARK") this.handlers.change(event);
       }
     }
     return last;
