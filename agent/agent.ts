@@ -229,11 +229,12 @@ export class Agent {
       if (outcome.state === "waiting" && outcome.reason !== lastWaiting)
         this.log.info("waiting", { reason: outcome.reason });
       lastWaiting = outcome.state === "waiting" ? outcome.reason : "";
-      // Sleep, looking at the config meanwhile: a new config starts a pass at once.
+      // Wait, following the config meanwhile: a new config starts a pass at once.
       const end = Date.now() + wait;
+      const pollMs = this.settings.configPollSeconds * 1000;
       while (!signal.aborted && Date.now() < end) {
-        await sleep(Math.min(this.settings.configPollSeconds * 1000, end - Date.now()), signal);
-        if (!signal.aborted && Date.now() < end && (await this.refreshConfig())) break;
+        const changed = await this.config.nextChange(end - Date.now(), pollMs, signal);
+        if (!signal.aborted && changed && (await this.refreshConfig())) break;
       }
     }
     await this.close();
@@ -249,16 +250,4 @@ export class Agent {
     this.open.client.destroy();
     this.open = undefined;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise(resolve => {
-    const timer = setTimeout(done, Math.max(0, ms));
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

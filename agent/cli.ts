@@ -53,7 +53,9 @@ function source(
     options.tokenRenewBeforeSeconds,
   );
   return {
-    source: new SecretConfigSource(api, options.device!),
+    source: new SecretConfigSource(api, options.device!, reason =>
+      log.warn("cannot watch the config Secret: reading it every minute instead", { reason }),
+    ),
     reporting: { api, device: options.device!, tokenRenewal },
   };
 }

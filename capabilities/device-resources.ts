@@ -60,7 +60,7 @@ export function deviceAccess(device: OwnerDevice) {
           apiGroups: [""],
           resources: ["secrets"],
           resourceNames: [deviceConfigSecretName(device.name)],
-          verbs: ["get", "watch", "list"],
+          verbs: ["get", "watch"], // read it, and watch it by name,
         },
         {
           apiGroups: ["management.project-flotta.io"],

@@ -59,8 +59,9 @@ start_etcd() {
   wait_for etcd 60 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 }
 
-# The module's requests (any ServiceAccount in pepr-system) are audited at Metadata level, never
-# with bodies: hack/rbac-audit.ts compares what the module did with the rules it holds.
+# Requests of ServiceAccounts (the module's, in pepr-system, and the devices') are audited at
+# Metadata level, never with bodies: hack/rbac-audit.ts compares what the module did with the
+# rules it holds, and tests count what an idle agent asks.
 write_audit_policy() {
   cat >"$RUN_DIR/audit-policy.yaml" <<POLICY
 apiVersion: audit.k8s.io/v1
@@ -68,7 +69,7 @@ kind: Policy
 omitStages: [RequestReceived]
 rules:
   - level: Metadata
-    userGroups: ["system:serviceaccounts:pepr-system"]
+    userGroups: ["system:serviceaccounts"]
   - level: None
 POLICY
 }

@@ -1,7 +1,8 @@
 /**
- * Where the agent gets its device config: a local JSON file, or its config Secret through the
- * Kubernetes API with the device's own credentials. Both are polled (a stat, or a GET) and
- * report "unchanged" cheaply. The holder keeps the last good config: an invalid or missing new
+ * Where the agent gets its device config: a local JSON file (polled with a stat), or its config
+ * Secret through the Kubernetes API with the device's own credentials (watched by name, read
+ * with a GET when it changes; polled slowly where the watch is refused). Both report
+ * "unchanged" cheaply. The holder keeps the last good config: an invalid or missing new
  * one is refused with a reason, and the last good one stays in force.
  */
 import { readFile, stat } from "node:fs/promises";
@@ -23,6 +24,26 @@ export type ConfigRead =
 export interface ConfigSource {
   readonly description: string;
   read(): Promise<ConfigRead>;
+  /**
+   * Waits up to `ms` for a sign that the config changed: true means "read again". Without it,
+   * the holder polls.
+   */
+  nextChange?(ms: number, signal: AbortSignal): Promise<boolean>;
+}
+
+/** Where the watch of the config Secret is refused, it is read this often. */
+export const SLOW_POLL_MS = 60_000;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise(resolve => {
+    const timer = setTimeout(done, Math.max(0, ms));
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 export class FileConfigSource implements ConfigSource {
@@ -57,19 +78,100 @@ export class FileConfigSource implements ConfigSource {
 
 export class SecretConfigSource implements ConfigSource {
   private lastVersion = "";
+  private watching = false;
+  private refused = false;
+  private pending = false;
+  /** Read the Secret at the next read(): at start, and after the watch saw a change. */
+  private dirty = true;
+  private wake?: () => void;
 
   constructor(
     private readonly api: DeviceApi,
     private readonly device: DeviceRef,
+    /** Told once, with the reason, when the watch is refused and the source polls instead. */
+    private readonly onWatchRefused: (reason: string) => void = () => undefined,
   ) {}
+
+  async nextChange(ms: number, signal: AbortSignal): Promise<boolean> {
+    if (!this.watching) {
+      this.watching = true;
+      void this.watchLoop(signal);
+    }
+    if (this.refused) {
+      await sleep(Math.min(ms, SLOW_POLL_MS), signal);
+      return ms >= SLOW_POLL_MS;
+    }
+    if (this.pending) {
+      this.pending = false;
+      return true;
+    }
+    return new Promise(resolve => {
+      const finish = (changed: boolean) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", aborted);
+        this.wake = undefined;
+        this.pending = false;
+        resolve(changed);
+      };
+      const aborted = () => finish(false);
+      const timer = setTimeout(() => finish(false), ms);
+      signal.addEventListener("abort", aborted, { once: true });
+      this.wake = () => finish(true);
+    });
+  }
+
+  private notify(): void {
+    this.pending = true;
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  /** Follows the Secret from the version last read; reconnects with backoff after a cut. */
+  private async watchLoop(signal: AbortSignal): Promise<void> {
+    const name = deviceConfigSecretName(this.device.name);
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        const from = this.lastVersion;
+        const end = await this.api.watchSecret(
+          this.device.namespace,
+          name,
+          from,
+          () => this.notify(),
+          signal,
+        );
+        failures = 0;
+        if (end === "gone") {
+          this.lastVersion = "";
+          this.notify(); // changes in the gap are unknown: read again
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        if ((err as { status?: number }).status === 403) {
+          this.refused = true;
+          this.onWatchRefused((err as Error).message);
+          this.wake?.();
+          return;
+        }
+        failures++;
+        await sleep(Math.min(30_000, 500 * 2 ** failures), signal);
+      }
+    }
+  }
 
   get description(): string {
     return `Secret ${this.device.namespace}/${deviceConfigSecretName(this.device.name)}`;
   }
 
   async read(): Promise<ConfigRead> {
+    // While the watch runs, nothing changed since the last read unless it says so.
+    if (this.watching && !this.refused && !this.dirty) return { state: "unchanged" };
+    this.dirty = false;
     const name = deviceConfigSecretName(this.device.name);
-    const secret = await this.api.getSecretData(this.device.namespace, name);
+    const secret = await this.api.getSecretData(this.device.namespace, name).catch(err => {
+      this.dirty = true; // read again next time
+      throw err;
+    });
     if (!secret) {
       this.lastVersion = "";
       return {
@@ -114,6 +216,12 @@ export class ConfigHolder {
   /** Why the source's latest config is not in force, if it is not. */
   get problem(): string | undefined {
     return this.lastProblem || undefined;
+  }
+
+  /** Waits up to `ms` for the config to change; true: refresh now. Polls every `pollMs` by default. */
+  nextChange(ms: number, pollMs: number, signal: AbortSignal): Promise<boolean> {
+    if (this.source.nextChange) return this.source.nextChange(ms, signal);
+    return sleep(Math.min(ms, pollMs), signal).then(() => true);
   }
 
   async refresh(): Promise<ConfigUpdate> {

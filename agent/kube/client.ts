@@ -134,6 +134,76 @@ export class DeviceApi {
     return token;
   }
 
+  /**
+   * Watches one Secret by name (what the device Role allows) from `resourceVersion` until the
+   * server ends the watch (after `timeoutSeconds`), `signal` aborts, or the connection drops.
+   * Calls `changed` on every event of the Secret. Returns "gone" when the version is too old
+   * (410): read the Secret again and watch from its version.
+   */
+  watchSecret(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    changed: () => void,
+    signal: AbortSignal,
+    timeoutSeconds = 300,
+  ): Promise<"ended" | "gone"> {
+    const query = [
+      "watch=1",
+      `fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}`,
+      `timeoutSeconds=${timeoutSeconds}`,
+      ...(resourceVersion ? [`resourceVersion=${encodeURIComponent(resourceVersion)}`] : []),
+    ].join("&");
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets?${query}`;
+    const headers: Record<string, string> = { Accept: "application/json" };
+    const token = this.connection.token?.();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return new Promise((resolve, reject) => {
+      const req = request(
+        `${this.connection.server}${path}`,
+        { method: "GET", headers, agent: this.agent, signal },
+        res => {
+          if (res.statusCode === 410) return void (res.resume(), resolve("gone"));
+          if (res.statusCode !== 200) {
+            res.resume();
+            return reject(
+              this.explain(res.statusCode ?? 0, undefined, `watching Secret ${namespace}/${name}`),
+            );
+          }
+          let buffered = "";
+          res.on("data", (chunk: Buffer) => {
+            buffered += chunk.toString("utf8");
+            let newline: number;
+            while ((newline = buffered.indexOf("\n")) >= 0) {
+              const line = buffered.slice(0, newline);
+              buffered = buffered.slice(newline + 1);
+              const event = JSON.parse(line) as { type?: string; object?: { code?: number } };
+              if (event.type === "ERROR") {
+                if (event.object?.code === 410) return void (req.destroy(), resolve("gone"));
+                return void (req.destroy(),
+                reject(new KubeError(`watching Secret ${namespace}/${name}: error event`)));
+              }
+              if (event.type !== "BOOKMARK") changed();
+            }
+          });
+          res.on("end", () => resolve("ended"));
+          res.on("error", reject);
+          res.on("aborted", () => reject(new KubeError("the watch connection was cut")));
+        },
+      );
+      req.on("error", err =>
+        reject(
+          signal.aborted
+            ? new KubeError("stopped")
+            : new KubeError(
+                `cannot reach the Kubernetes API at ${this.connection.server}: ${err.message}`,
+              ),
+        ),
+      );
+      req.end();
+    });
+  }
+
   /** Merge-patches status.<field> of the device, leaving the module's status fields alone. */
   async patchDeviceStatus(device: DeviceRef, status: Record<string, unknown>): Promise<void> {
     const path = `/apis/management.project-flotta.io/v1alpha1/namespaces/${encodeURIComponent(device.namespace)}/edgedevices/${encodeURIComponent(device.name)}/status`;

@@ -21,7 +21,7 @@ apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: { name: ${device}-agent }
 rules:
-  - { apiGroups: [""], resources: [secrets], resourceNames: [${secret}], verbs: [get, watch, list] }
+  - { apiGroups: [""], resources: [secrets], resourceNames: [${secret}], verbs: [get, watch] }
   - { apiGroups: [management.project-flotta.io], resources: [edgedevices, edgedevices/status], resourceNames: [${device}], verbs: [get, patch] }
   - { apiGroups: [""], resources: [serviceaccounts/token], resourceNames: [${device}-agent], verbs: [create] }
 ---
