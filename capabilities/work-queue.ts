@@ -2,7 +2,9 @@
  * Per-device reconcile queue. Pepr's Reconcile neither retries nor coalesces; this does both:
  * a key enqueued while it runs runs once more afterwards, a failure is retried with doubling
  * backoff and jitter (1 s up to 5 min), and a key is never worked on twice at once. Work may
- * return `{ requeueAfterMs }` to be run again later (controller-runtime's RequeueAfter).
+ * return `{ requeueAfterMs }` to be run again later (controller-runtime's RequeueAfter). At most
+ * `workers` keys run at once (controller-runtime's MaxConcurrentReconciles): a restart with
+ * thousands of devices queues them instead of sending all their requests at once.
  */
 export interface QueueLogger {
   warn(obj: object, msg: string): void;
@@ -13,11 +15,14 @@ export class WorkQueue {
   private again = new Set<string>();
   private timers = new Map<string, ReturnType<typeof setTimeout>>();
   private failures = new Map<string, number>();
+  /** Due, waiting for a free worker, in order. */
+  private ready = new Set<string>();
 
   constructor(
     private readonly work: (key: string) => Promise<{ requeueAfterMs?: number } | void>,
     private readonly log: QueueLogger,
     private readonly maxBackoffMs = 300_000,
+    private readonly workers = 8,
   ) {}
 
   /** Work on key after delayMs (0: now). An earlier pending run wins over a later one. */
@@ -48,6 +53,10 @@ export class WorkQueue {
       this.again.add(key);
       return;
     }
+    if (this.running.size >= this.workers) {
+      this.ready.add(key);
+      return;
+    }
     this.running.add(key);
     try {
       const result = await this.work(key);
@@ -65,6 +74,15 @@ export class WorkQueue {
     } finally {
       this.running.delete(key);
       if (this.again.delete(key)) this.schedule(key, 0);
+      this.startReady();
+    }
+  }
+
+  private startReady(): void {
+    for (const key of this.ready) {
+      if (this.running.size >= this.workers) return;
+      this.ready.delete(key);
+      void this.run(key);
     }
   }
 }

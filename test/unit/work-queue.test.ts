@@ -43,6 +43,28 @@ test("a failure is retried with backoff until it succeeds", async () => {
   assert.match(JSON.stringify(warnings[0]), /HTTP 500: etcd busy/);
 });
 
+test("at most `workers` keys run at once; every key still runs", async () => {
+  let active = 0;
+  let maxActive = 0;
+  const done = new Set<string>();
+  const queue = new WorkQueue(
+    async key => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      await tick(10);
+      active--;
+      done.add(key);
+    },
+    quiet,
+    300_000,
+    4,
+  );
+  for (let i = 0; i < 20; i++) queue.enqueue(`k${i}`);
+  await tick(300);
+  assert.is(maxActive, 4);
+  assert.is(done.size, 20);
+});
+
 test("work that returns requeueAfterMs runs again after that delay", async () => {
   let runs = 0;
   const queue = new WorkQueue(async () => (++runs < 3 ? { requeueAfterMs: 20 } : {}), quiet);
