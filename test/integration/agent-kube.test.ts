@@ -10,10 +10,14 @@ import { readFileSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tokenClaims } from "../../agent/kube/token";
 import { join } from "node:path";
-import { deviceConfigSecretName, type DeviceConfigInput } from "../../agent/config/device-config";
+import { deviceConfigSecretName } from "../../agent/config/device-config";
 import type { EdgeDevice } from "../../capabilities/generated/edgedevice-v1alpha1";
 import { runAgent, startAgent, storageFor, type RunningAgent } from "../support/agent-cli";
-import { grantDeviceAccess, writeDeviceKubeconfig } from "../support/device-access";
+import {
+  grantDeviceAccess,
+  putConfigSecret,
+  writeDeviceKubeconfig,
+} from "../support/device-access";
 import { tempDir, writeTree } from "../support/device-files";
 import { eventually } from "../support/eventually";
 import { kubectl, kubectlJson, kubectlOk } from "../support/kubectl";
@@ -37,22 +41,7 @@ const args = () => [
   join(root, "state"),
 ];
 
-function putConfigSecret(bucket: string): void {
-  const config: DeviceConfigInput = {
-    version: 1,
-    device: { namespace: ns, name: device },
-    storage: storageFor(bucket),
-    workloads: [{ name: "os-stats", paths: [{ source: "stats", target: "statistics" }] }],
-  };
-  kubectlOk(["apply", "-n", ns, "-f", "-"], {
-    input: JSON.stringify({
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: deviceConfigSecretName(device) },
-      stringData: { "config.json": JSON.stringify(config) },
-    }),
-  });
-}
+const putConfig = (bucket: string) => putConfigSecret(ns, device, storageFor(bucket));
 
 test.before(async () => {
   root = await tempDir("agent-kube");
@@ -96,7 +85,7 @@ test("without its config Secret the agent waits and says why", async () => {
 
 test("with its config Secret it uploads, and reports into the EdgeDevice status", async () => {
   const bucket = await newBucket("kube-a");
-  putConfigSecret(bucket);
+  putConfig(bucket);
   const run = await runAgent(["sync", "--once", ...args()]);
   assert.is(run.status, 0, run.stderr);
   assert.is((await getObject(bucket, "statistics/load.json")).toString(), "0.42");
@@ -129,7 +118,7 @@ test("a change to the config Secret takes effect without a restart", async () =>
       ? true
       : undefined,
   );
-  putConfigSecret(b);
+  putConfig(b);
   await eventually(
     "files in the new bucket",
     async () => ((await listKeys(b)).size === 2 ? true : undefined),

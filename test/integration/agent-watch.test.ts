@@ -5,14 +5,16 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { readFileSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { deviceConfigSecretName, type DeviceConfigInput } from "../../agent/config/device-config";
 import { startAgent, storageFor, type RunningAgent } from "../support/agent-cli";
-import { grantDeviceAccess, writeDeviceKubeconfig } from "../support/device-access";
+import { auditEventsSince, auditMark } from "../support/audit";
+import {
+  grantDeviceAccess,
+  putConfigSecret,
+  writeDeviceKubeconfig,
+} from "../support/device-access";
 import { tempDir } from "../support/device-files";
-import { testEnv } from "../support/env";
 import { eventually } from "../support/eventually";
 import { startTcpProxy, type TcpProxy } from "../support/fault-proxy";
 import { kubectl, kubectlOk } from "../support/kubectl";
@@ -24,22 +26,7 @@ let root = "";
 let agent: RunningAgent | undefined;
 let proxy: TcpProxy | undefined;
 
-function putConfig(bucket: string): void {
-  const config: DeviceConfigInput = {
-    version: 1,
-    device: { namespace: ns, name: device },
-    storage: storageFor(bucket),
-    workloads: [{ name: "os-stats", paths: [{ source: "stats", target: "statistics" }] }],
-  };
-  kubectlOk(["apply", "-n", ns, "-f", "-"], {
-    input: JSON.stringify({
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: deviceConfigSecretName(device) },
-      stringData: { "config.json": JSON.stringify(config) },
-    }),
-  });
-}
+const putConfig = (bucket: string) => putConfigSecret(ns, device, storageFor(bucket));
 
 const loaded = (bucket: string) => () =>
   agent!.logs().includes(`"msg":"config loaded"`) && agent!.logs().includes(`"bucket":"${bucket}"`)
@@ -92,30 +79,17 @@ test("a config change reaches the agent through its watch within 2 s", async () 
   await eventually("the changed config", loaded("watch-b"), 2_000);
 });
 
-/** The agent's GETs of its config Secret in the audit log since byte `from`. */
-function secretReads(from: number): number {
-  const log = readFileSync(join(testEnv.logDir, "audit.log")).subarray(from).toString("utf8");
-  return log
-    .split("\n")
-    .filter(Boolean)
-    .map(
-      l =>
-        JSON.parse(l) as {
-          verb: string;
-          user: { username: string };
-          objectRef?: { resource?: string; name?: string };
-        },
-    )
-    .filter(
-      e =>
-        e.user.username === `system:serviceaccount:${ns}:${device}-agent` &&
-        e.verb === "get" &&
-        e.objectRef?.resource === "secrets",
-    ).length;
-}
+/** The agent's GETs of its config Secret since `mark`. */
+const secretReads = (mark: number) =>
+  auditEventsSince(mark).filter(
+    e =>
+      e.user.username === `system:serviceaccount:${ns}:${device}-agent` &&
+      e.verb === "get" &&
+      e.objectRef?.resource === "secrets",
+  ).length;
 
 test("an idle agent does not poll its Secret", async () => {
-  const from = statSync(join(testEnv.logDir, "audit.log")).size;
+  const from = auditMark();
   await new Promise(resolve => setTimeout(resolve, 12_000)); // the old poll: every 5 s
   assert.is(secretReads(from), 0);
   // The count sees reads: a change makes exactly the agent read the Secret.

@@ -6,11 +6,10 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { openSync, readFileSync, readSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { deviceConfigSecretName } from "../../agent/config/device-config";
 import { applyYaml, configWhere, namespaceWithExternalStorage } from "../support/devices";
-import { testEnv } from "../support/env";
+import { auditEventsSince, auditMark } from "../support/audit";
 import { eventually } from "../support/eventually";
 import { kubectl, kubectlOk } from "../support/kubectl";
 import { restartModule } from "../support/module";
@@ -20,43 +19,20 @@ const ns = uniqueName("device-events");
 const uuid = (JSON.parse(readFileSync("package.json", "utf8")) as { pepr: { uuid: string } }).pepr
   .uuid;
 const MODULE = `system:serviceaccount:pepr-system:pepr-${uuid}`;
-const audit = () => join(testEnv.logDir, "audit.log");
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
-/** The module's own GETs of the device since byte `from` of the audit log. */
-function moduleGetsOfDevice(from: number, name: string): number {
-  const fd = openSync(audit(), "r");
-  const size = statSync(audit()).size;
-  const buffer = Buffer.alloc(size - from);
-  readSync(fd, buffer, 0, buffer.length, from);
-  return buffer
-    .toString("utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map(
-      l =>
-        JSON.parse(l) as {
-          verb: string;
-          user: { username: string };
-          userAgent?: string;
-          objectRef?: {
-            resource?: string;
-            subresource?: string;
-            namespace?: string;
-            name?: string;
-          };
-        },
-    )
-    .filter(
-      e =>
-        e.user.username === MODULE &&
-        !e.userAgent?.startsWith("kubectl/") &&
-        e.verb === "get" &&
-        e.objectRef?.resource === "edgedevices" &&
-        !e.objectRef.subresource &&
-        e.objectRef.namespace === ns &&
-        e.objectRef.name === name,
-    ).length;
+/** The module's own GETs of the device since `mark` (kubectl with its token is not the module). */
+function moduleGetsOfDevice(mark: number, name: string): number {
+  return auditEventsSince(mark).filter(
+    e =>
+      e.user.username === MODULE &&
+      !e.userAgent?.startsWith("kubectl/") &&
+      e.verb === "get" &&
+      e.objectRef?.resource === "edgedevices" &&
+      !e.objectRef.subresource &&
+      e.objectRef.namespace === ns &&
+      e.objectRef.name === name,
+  ).length;
 }
 
 test.before(async () => {
@@ -75,7 +51,7 @@ test.after(() => {
 
 test("an agent's status patches reconcile nothing; a label change does", async () => {
   await sleep(2000); // the reconciles of the device's creation are over
-  const from = statSync(audit()).size;
+  const from = auditMark();
   for (let i = 1; i <= 5; i++)
     kubectlOk([
       "patch",
@@ -91,7 +67,7 @@ test("an agent's status patches reconcile nothing; a label change does", async (
   await sleep(4000);
   assert.is(moduleGetsOfDevice(from, "cam"), 0, "the module read the device after status patches");
 
-  const control = statSync(audit()).size;
+  const control = auditMark();
   kubectlOk(["label", "edgedevice", "cam", "-n", ns, "site=north"]);
   await eventually("the module to reconcile the relabelled device", () =>
     moduleGetsOfDevice(control, "cam") > 0 ? true : undefined,

@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { load } from "js-yaml";
-import { deviceConfigSecretName } from "../../agent/config/device-config";
+import { deviceConfigSecretName, type DeviceConfigInput } from "../../agent/config/device-config";
 import { testEnv } from "./env";
 import { kubectlOk } from "./kubectl";
 
@@ -31,6 +31,28 @@ metadata: { name: ${device}-agent }
 roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: ${device}-agent }
 subjects: [{ kind: ServiceAccount, name: ${device}-agent, namespace: ${namespace} }]
 `,
+  });
+}
+
+/** Writes the device's config Secret, as the module would, with `storage` and one workload. */
+export function putConfigSecret(
+  namespace: string,
+  device: string,
+  storage: DeviceConfigInput["storage"],
+): void {
+  const config: DeviceConfigInput = {
+    version: 1,
+    device: { namespace, name: device },
+    storage,
+    workloads: [{ name: "os-stats", paths: [{ source: "stats", target: "statistics" }] }],
+  };
+  kubectlOk(["apply", "-n", namespace, "-f", "-"], {
+    input: JSON.stringify({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: deviceConfigSecretName(device) },
+      stringData: { "config.json": JSON.stringify(config) },
+    }),
   });
 }
 
