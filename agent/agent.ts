@@ -27,6 +27,8 @@ export interface AgentSettings extends SyncSettings {
   /** Overrides the config's syncIntervalSeconds when set. */
   intervalSeconds?: number;
   configPollSeconds: number;
+  /** An idle device's status (only lastSyncTime moves) is patched this often. */
+  statusHeartbeatSeconds: number;
   /** The last run did not stop cleanly (see state-lock.ts): destinations list their buckets again. */
   afterCrash?: boolean;
 }
@@ -182,7 +184,10 @@ export class Agent {
       this.log.info("not uploaded", { ...skipped });
   }
 
-  /** Patches the device status when it says something new, or at least every minute. */
+  /**
+   * Patches the device status when it says something new; when only lastSyncTime moved, every
+   * statusHeartbeatSeconds (an idle fleet then makes almost no API requests).
+   */
   private async report(
     sync: DestinationSync | undefined,
     report: PassReport | undefined,
@@ -191,12 +196,11 @@ export class Agent {
     if (!this.reporting) return;
     const index = sync?.state;
     const status = index ? buildDataUploadStatus(index, report, problem) : { lastError: problem };
-    // lastSyncTime moves every pass; alone it is worth a patch only once a minute.
     const text = JSON.stringify({ ...status, lastSyncTime: undefined });
     if (
       this.lastReport &&
       this.lastReport.text === text &&
-      Date.now() - this.lastReport.at < 60_000
+      Date.now() - this.lastReport.at < this.settings.statusHeartbeatSeconds * 1000
     )
       return;
     try {

@@ -185,6 +185,7 @@ async function main(): Promise<void> {
       stateDir: options.stateDir,
       intervalSeconds: options.intervalSeconds,
       configPollSeconds: 5,
+      statusHeartbeatSeconds: 1800,
       concurrency: options.concurrency,
       multipartConcurrency: 2,
       partSize: options.partSizeBytes,

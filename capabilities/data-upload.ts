@@ -1,17 +1,16 @@
 /**
- * The data-upload capability: admission for EdgeWorkloads, and the watches that reconcile each
- * device's storage, config and access. The bindings only route events; decisions live in the
- * pure helpers beside this file, I/O in reconcile-device.ts.
+ * The data-upload capability: admission for EdgeWorkloads, and the cluster cache whose changes
+ * reconcile each device's storage, config and access. Routing lives in cluster-cache.ts and
+ * device-changes.ts, decisions in the pure helpers beside this file, I/O in reconcile-device.ts.
  */
-import { Capability, K8s, Log, type PeprMutateRequest, type PeprValidateRequest } from "pepr";
-import { EdgeDevice } from "./generated/edgedevice-v1alpha1";
+import { Capability, Log, type PeprMutateRequest, type PeprValidateRequest } from "pepr";
+import { RateLimiter } from "../agent/sync/rate-limit";
 import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import "./generated/objectbucketclaim-v1alpha1";
 import { ClaimEndpoints } from "./claim-endpoint";
+import { ClusterCache } from "./cluster-cache";
 import { injectExport, type PodSpec } from "./export-volume";
-import { DEVICE_LABEL, MANAGED_BY } from "./device-resources";
-import { DeviceChanges } from "./device-changes";
-import { MetadataWatch, type MetadataEvent } from "./metadata-watch";
+import { KubeApi } from "./kube-api";
 import { References } from "./references";
 import { reconcileDevice } from "./reconcile-device";
 import { readSettings } from "./settings";
@@ -46,112 +45,47 @@ When(EdgeWorkload).IsCreatedOrUpdated().Validate(validateWorkload);
 const settings = readSettings();
 const references = new References();
 for (const problem of settings.problems) Log.error(problem);
+const api = new KubeApi();
+// eslint-disable-next-line prefer-const -- the cache routes events to the queue, which needs it
+let queue: WorkQueue;
+const cache = new ClusterCache(
+  { enqueue: key => queue.enqueue(key), references, warn: (obj, msg) => Log.warn(obj, msg) },
+  api,
+);
 const context = {
   settings,
   references,
-  accessApplied: new Set<string>(),
+  cache,
+  api,
+  limiter: new RateLimiter(settings.apiQps, settings.apiBurst),
+  applied: new Map<string, string>(),
   claimEndpoints: new ClaimEndpoints(settings),
 };
-const queue = new WorkQueue(key => reconcileDevice(key, context), Log);
-const deviceKey = (o: { metadata?: { namespace?: string; name?: string } }) =>
-  `${o.metadata?.namespace}/${o.metadata?.name}`;
-
-/** Every device in a namespace: a workload change may move any of them in or out of it. */
-async function enqueueNamespace(namespace: string | undefined): Promise<void> {
-  if (!namespace) return;
-  try {
-    for (const device of (await K8s(EdgeDevice).InNamespace(namespace).Get()).items)
-      queue.enqueue(deviceKey(device));
-  } catch (err) {
-    Log.warn(
-      { namespace, error: String((err as Error)?.message ?? err) },
-      "cannot list devices; the resync will catch up",
-    );
-  }
-}
-
-// A device reconciles when what the module reads from it changes, not on status patches.
-const deviceChanges = new DeviceChanges();
-When(EdgeDevice)
-  .IsCreatedOrUpdated()
-  .Watch(device => {
-    if (deviceChanges.changed(device)) queue.enqueue(deviceKey(device));
-  });
-When(EdgeDevice)
-  .IsDeleted()
-  .Watch(device => {
-    deviceChanges.forget(device);
-    queue.enqueue(deviceKey(device));
-  });
-When(EdgeWorkload)
-  .IsCreatedOrUpdated()
-  .Watch(workload => enqueueNamespace(workload.metadata?.namespace));
-When(EdgeWorkload)
-  .IsDeleted()
-  .Watch(workload => enqueueNamespace(workload.metadata?.namespace));
-
-/** The device a managed object belongs to (its device label), as a queue key. */
-const ownerKey = (e: MetadataEvent) =>
-  e.labels[DEVICE_LABEL] ? `${e.namespace}/${e.labels[DEVICE_LABEL]}` : undefined;
-const managed = `${Object.keys(MANAGED_BY)[0]}=${Object.values(MANAGED_BY)[0]}`;
+queue = new WorkQueue(
+  async key => {
+    const result = await reconcileDevice(key, context);
+    Log.debug({ device: key }, "device reconciled");
+    return result;
+  },
+  Log,
+  300_000,
+  settings.workers,
+);
 
 /**
- * Watches by metadata only (metadata-watch.ts). Pepr starts watches in its watcher process (and
- * in `pepr dev`); the admission process and `pepr build` load this file too and must not.
- * - a Secret or ConfigMap a device uses reconciles that device; a deleted device config Secret
- *   is written again;
- * - a device's ServiceAccount, Role or RoleBinding that is deleted or changed is applied again.
+ * The watches that feed the cache run in Pepr's watcher process (and in `pepr dev`); the
+ * admission process and `pepr build` load this file too and must not start them. The module
+ * uses its own watches, not Pepr's Watch bindings: those keep no store the reconcile could read.
  */
-function startMetadataWatches(): void {
-  const warn = (obj: object, msg: string) => Log.warn(obj, msg);
-  for (const [name, path] of [
-    ["ConfigMap", "/api/v1/configmaps"],
-    ["Secret", "/api/v1/secrets"],
-  ] as const) {
-    void new MetadataWatch(path, {
-      change: e => {
-        for (const key of references.devicesUsing(name, e.namespace, e.name)) queue.enqueue(key);
-        const owner = ownerKey(e);
-        if (name === "Secret" && e.type === "DELETED" && owner) queue.enqueue(owner);
-      },
-      resync: () => {
-        for (const key of references.devicesUsingAny(name)) queue.enqueue(key);
-      },
-      warn,
-    }).run();
-  }
-  for (const path of [
-    "/api/v1/serviceaccounts",
-    "/apis/rbac.authorization.k8s.io/v1/roles",
-    "/apis/rbac.authorization.k8s.io/v1/rolebindings",
-  ]) {
-    const repair = (e: MetadataEvent) => {
-      const owner = ownerKey(e);
-      if (e.type === "ADDED" || !owner) return; // the module's own apply
-      for (const uid of e.owners) context.accessApplied.delete(uid);
-      queue.enqueue(owner);
-    };
-    void new MetadataWatch(
-      path,
-      { change: repair, resync: () => context.accessApplied.clear(), warn },
-      managed,
-    ).run();
-  }
-}
-if (process.env.PEPR_WATCH_MODE === "true" || process.env.PEPR_MODE === "dev")
-  startMetadataWatches();
+if (process.env.PEPR_WATCH_MODE === "true" || process.env.PEPR_MODE === "dev") cache.start();
 
-// The safety net: every device again every resyncSeconds (a missed event, a claim bound
-// meanwhile, a transient error that outlived its retries).
+// The safety net: every device again every resyncSeconds, from the cache (a missed event, a
+// transient error that outlived its retries, a claim endpoint that changed).
 OnSchedule({
   name: "resync-devices",
   every: settings.resyncSeconds,
   unit: "seconds",
-  run: async () => {
-    try {
-      for (const device of (await K8s(EdgeDevice).Get()).items) queue.enqueue(deviceKey(device));
-    } catch (err) {
-      Log.warn({ error: String((err as Error)?.message ?? err) }, "resync could not list devices");
-    }
+  run: () => {
+    for (const key of cache.devices.keys()) queue.enqueue(key);
   },
 });

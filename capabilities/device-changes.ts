@@ -1,31 +1,61 @@
 /**
- * Which device events need a reconcile: only a change in what the module reads from a device
- * (its spec, through the generation; its labels; its deletion). The agent's status patches and
- * the module's own status writes change none of these, so they reconcile nothing. Pure.
+ * Which devices a change concerns, from the object before and after it (the cluster cache's
+ * events). Only a change in what the module reads from a device reconciles it: its spec (the
+ * generation), its labels, its deletion. The agent's status patches and the module's own status
+ * writes change none of these. A workload change reconciles the devices it selects before or
+ * after the edit, and no other. Pure.
  */
-interface DeviceMeta {
+import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
+import { DEVICE_LABEL } from "./device-resources";
+import { workloadSelects } from "./selector";
+
+export interface DeviceMeta {
   metadata?: {
-    uid?: string;
+    name?: string;
+    namespace?: string;
     generation?: number;
     labels?: Record<string, string>;
     deletionTimestamp?: unknown;
   };
 }
 
-export class DeviceChanges {
-  private seen = new Map<string, string>();
+const signature = (device: DeviceMeta) => {
+  const meta = device.metadata ?? {};
+  const labels = Object.entries(meta.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  return JSON.stringify([meta.generation, labels, !!meta.deletionTimestamp]);
+};
 
-  /** True the first time a device is seen, and whenever what the module reads changed. */
-  changed(device: DeviceMeta): boolean {
-    const meta = device.metadata ?? {};
-    const labels = Object.entries(meta.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
-    const signature = JSON.stringify([meta.generation, labels, !!meta.deletionTimestamp]);
-    if (this.seen.get(meta.uid ?? "") === signature) return false;
-    this.seen.set(meta.uid ?? "", signature);
-    return true;
-  }
+/** True when a device appears or goes, and when what the module reads from it changed. */
+export function deviceNeedsReconcile(before?: DeviceMeta, now?: DeviceMeta): boolean {
+  if (!before || !now) return true;
+  return signature(before) !== signature(now);
+}
 
-  forget(device: DeviceMeta): void {
-    this.seen.delete(device.metadata?.uid ?? "");
-  }
+const selectedBy = (workload: EdgeWorkload | undefined, device: DeviceMeta) =>
+  !!workload &&
+  workloadSelects(workload, {
+    name: device.metadata?.name ?? "",
+    labels: device.metadata?.labels,
+  });
+
+/** Keys (namespace/name) of the devices a workload selects before or after a change. */
+export function devicesForWorkload(
+  before: EdgeWorkload | undefined,
+  now: EdgeWorkload | undefined,
+  devicesInNamespace: Iterable<DeviceMeta>,
+): string[] {
+  const keys: string[] = [];
+  for (const device of devicesInNamespace)
+    if (selectedBy(before, device) || selectedBy(now, device))
+      keys.push(`${device.metadata?.namespace}/${device.metadata?.name}`);
+  return keys;
+}
+
+/** The device an object the module made for it belongs to (its device label), as a key. */
+export function ownerDeviceKey(meta?: {
+  namespace?: string;
+  labels?: Record<string, string>;
+}): string | undefined {
+  const device = meta?.labels?.[DEVICE_LABEL];
+  return device && meta?.namespace ? `${meta.namespace}/${device}` : undefined;
 }

@@ -2,6 +2,7 @@
  * The objects the module keeps per device, all owned by the EdgeDevice (garbage-collected with
  * it) except the ObjectBucketClaim, which is never deleted: uploaded data is the user's. Pure.
  */
+import { createHash } from "node:crypto";
 import {
   DEVICE_CONFIG_KEY,
   deviceConfigSecretName,
@@ -10,6 +11,10 @@ import {
 
 export const MANAGED_BY = { "app.kubernetes.io/managed-by": "edge-data-upload" };
 export const DEVICE_LABEL = "edge-data-upload.project-flotta.io/device";
+/** On access objects: a digest of what the module applied, so an upgrade that changes it shows. */
+export const APPLIED_ANNOTATION = "edge-data-upload.project-flotta.io/applied";
+/** The field manager of the module's server-side applies (kubernetes-fluent-client's). */
+export const FIELD_MANAGER = "pepr";
 
 export interface OwnerDevice {
   namespace: string;
@@ -47,11 +52,23 @@ export function configSecret(device: OwnerDevice, config: DeviceConfig) {
   };
 }
 
+/** The object with APPLIED_ANNOTATION set to a digest of the rest of it. */
+function withDigest<T extends { metadata: object }>(
+  obj: T,
+): T & { metadata: { annotations: Record<string, string> } } {
+  const sum = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
+  return { ...obj, metadata: { ...obj.metadata, annotations: { [APPLIED_ANNOTATION]: sum } } };
+}
+
 export function deviceAccess(device: OwnerDevice) {
   const name = deviceAccessName(device.name);
   return {
-    serviceAccount: { apiVersion: "v1", kind: "ServiceAccount", metadata: meta(device, name) },
-    role: {
+    serviceAccount: withDigest({
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: meta(device, name),
+    }),
+    role: withDigest({
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "Role",
       metadata: meta(device, name),
@@ -82,15 +99,36 @@ export function deviceAccess(device: OwnerDevice) {
           verbs: ["create"],
         },
       ],
-    },
-    roleBinding: {
+    }),
+    roleBinding: withDigest({
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "RoleBinding",
       metadata: meta(device, name),
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
       subjects: [{ kind: "ServiceAccount", name, namespace: device.namespace }],
-    },
+    }),
   };
+}
+
+/**
+ * Whether an access object must be applied: it is missing; or it changed since the module
+ * applied it (`appliedVersion`, known in this process) and either another field manager wrote
+ * it or it is not what this module version applies (the digest).
+ */
+export function accessNeedsApply(
+  existing:
+    | { version?: string; annotations?: Record<string, string>; managers: string[] }
+    | undefined,
+  desired: { metadata: { annotations: Record<string, string> } },
+  appliedVersion: string | undefined,
+): boolean {
+  if (!existing) return true;
+  if (appliedVersion !== undefined && existing.version === appliedVersion) return false;
+  if (
+    existing.annotations?.[APPLIED_ANNOTATION] !== desired.metadata.annotations[APPLIED_ANNOTATION]
+  )
+    return true;
+  return existing.managers.some(m => m !== FIELD_MANAGER);
 }
 
 export function bucketClaim(device: { namespace: string; name: string }, storageClassName: string) {

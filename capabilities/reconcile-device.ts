@@ -1,21 +1,23 @@
 /**
- * Reconciles one device: reads what its config is built from, lets the pure functions decide
- * (storage.ts, assemble-config.ts, device-status.ts), and writes only what changed (its config
- * Secret, access objects, claim, status, Events). Any error throws: the work queue retries with
- * backoff.
+ * Reconciles one device from the cluster cache (cluster-cache.ts): lets the pure functions decide
+ * (storage.ts, assemble-config.ts, device-status.ts) and writes only what changed (its config
+ * Secret, access objects, claim, status, Events). It reads from the API server only the data of
+ * a ConfigMap or Secret whose version it has not read yet. Every request waits for the rate
+ * limiter. Any error throws: the work queue retries with backoff.
  */
-import { K8s, kind } from "pepr";
 import { hostname } from "node:os";
 import {
   DEVICE_CONFIG_KEY,
   deviceConfigSecretName,
-  parseDeviceConfigJson,
   type Storage,
 } from "../agent/config/device-config";
+import type { RateLimiter } from "../agent/sync/rate-limit";
 import { assembleDeviceConfig } from "./assemble-config";
 import type { ClaimEndpoints } from "./claim-endpoint";
+import { digest, type AccessKind, type ClusterCache, type DataKind } from "./cluster-cache";
 import { sameModuleStatus } from "./conditions";
 import {
+  accessNeedsApply,
   bucketClaim,
   configSecret,
   deviceAccess,
@@ -30,20 +32,24 @@ import {
   type Findings,
 } from "./device-status";
 import { EdgeDevice } from "./generated/edgedevice-v1alpha1";
-import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import { ObjectBucketClaim } from "./generated/objectbucketclaim-v1alpha1";
-import { ApiMissing, getOrUndefined } from "./kube-errors";
+import { getOrUndefined } from "./kube-errors";
+import { objectPath, type KubeApi, type KubeObject } from "./kube-api";
 import type { References } from "./references";
 import { wantsObc, type ModuleSettings } from "./settings";
 import { workloadSelects } from "./selector";
-import { resolveStorage, type Data, type ObcState, type StorageInputs } from "./storage";
+import { resolveStorage, type ObcState, type StorageInputs } from "./storage";
 import { workloadProblems } from "./workload-validation";
 
 export interface ReconcileContext {
   settings: ModuleSettings;
   references: References;
-  /** Devices whose access objects this process already applied (by uid). */
-  accessApplied: Set<string>;
+  cache: ClusterCache;
+  api: KubeApi;
+  /** Paces every request the reconciles send. */
+  limiter: RateLimiter;
+  /** The resource version each access object had when this process applied it (Kind/ns/name). */
+  applied: Map<string, string>;
   /** Where devices reach claim buckets. */
   claimEndpoints: ClaimEndpoints;
 }
@@ -53,21 +59,35 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
+/** One request to the API server, when the rate limiter allows. */
+async function call<T>(ctx: ReconcileContext, request: () => Promise<T>): Promise<T> {
+  await ctx.limiter.take(1);
+  return request();
+}
+
 const decode = (data?: Record<string, string>): Record<string, string> =>
   Object.fromEntries(
     Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
   );
 
-async function readConfigMap(namespace: string, name: string): Promise<Data> {
-  const cm = await getOrUndefined(name, () => K8s(kind.ConfigMap).InNamespace(namespace).Get(name));
-  return cm ? { ...(cm.data ?? {}) } : undefined;
-}
-
-async function readSecret(namespace: string, name: string): Promise<Data> {
-  const secret = await getOrUndefined(name, () =>
-    K8s(kind.Secret).InNamespace(namespace).Get(name),
-  );
-  return secret ? decode(secret.data) : undefined;
+/** A ConfigMap's or Secret's data from the cache; read from the API server once per version. */
+function readData(ctx: ReconcileContext, kindName: DataKind, namespace: string, name: string) {
+  return ctx.cache.data(kindName, namespace, name, async () => {
+    const path = objectPath({ apiVersion: "v1", kind: kindName, metadata: { namespace, name } });
+    const obj = await call(ctx, () =>
+      getOrUndefined(name, () =>
+        ctx.api.get<{ data?: Record<string, string>; metadata?: { resourceVersion?: string } }>(
+          path,
+        ),
+      ),
+    );
+    const data = obj
+      ? kindName === "Secret"
+        ? decode(obj.data)
+        : { ...(obj.data ?? {}) }
+      : undefined;
+    return { version: obj?.metadata?.resourceVersion ?? "", data };
+  });
 }
 
 /** The claim's state; creates the claim when the device wants one and it does not exist. */
@@ -77,29 +97,24 @@ async function obcState(
   ctx: ReconcileContext,
   conflicts: string[],
 ): Promise<ObcState> {
-  const { namespace, name } = device.metadata as { namespace: string; name: string };
+  const { namespace, name } = owner;
   const createOBC = device.spec?.storage?.s3?.createOBC;
   if (!wantsObc(createOBC, ctx.settings, true)) return { state: "not-wanted" };
-  let claim: ObjectBucketClaim | undefined;
-  try {
-    claim = await getOrUndefined(name, () =>
-      K8s(ObjectBucketClaim).InNamespace(namespace).Get(name),
-    );
-  } catch (err) {
-    if (!(err instanceof ApiMissing)) throw err;
-    // "auto" wants a claim only where the API is served; an explicit createOBC: true is told why not.
+  // "auto" wants a claim only where the API is served; an explicit createOBC: true is told why not.
+  if (!ctx.cache.claims.served)
     return wantsObc(createOBC, ctx.settings, false)
       ? { state: "api-missing" }
       : { state: "not-wanted" };
-  }
+  const claim = ctx.cache.claims.get(`${namespace}/${name}`);
   const foreign = foreignObject("ObjectBucketClaim", claim, owner);
   if (foreign) {
     conflicts.push(foreign); // someone else's claim: never used for this device
     return { state: "not-wanted" };
   }
   if (!claim) {
-    await K8s(ObjectBucketClaim).Apply(
-      bucketClaim({ namespace, name }, ctx.settings.obcStorageClass) as ObjectBucketClaim,
+    const claimObject = bucketClaim({ namespace, name }, ctx.settings.obcStorageClass);
+    ctx.cache.claims.observe(
+      await call(ctx, () => ctx.api.apply(claimObject as ObjectBucketClaim)),
     );
     return { state: "missing", name };
   }
@@ -110,8 +125,8 @@ async function obcState(
     state: "present",
     name,
     phase,
-    configMap: await readConfigMap(namespace, name),
-    secret: await readSecret(namespace, name),
+    configMap: await readData(ctx, "ConfigMap", namespace, name),
+    secret: await readData(ctx, "Secret", namespace, name),
     endpoint: await ctx.claimEndpoints.get(),
   };
 }
@@ -132,75 +147,69 @@ async function readStorageInputs(
     external: {
       configMapName: s3.configMapName,
       secretName: s3.secretName,
-      configMap: s3.configMapName ? await readConfigMap(namespace, s3.configMapName) : undefined,
-      secret: s3.secretName ? await readSecret(namespace, s3.secretName) : undefined,
+      configMap: s3.configMapName
+        ? await readData(ctx, "ConfigMap", namespace, s3.configMapName)
+        : undefined,
+      secret: s3.secretName ? await readData(ctx, "Secret", namespace, s3.secretName) : undefined,
     },
   };
 }
 
-/** The device's ServiceAccount, Role and RoleBinding, unless one of those names is taken. */
-async function applyAccess(
-  owner: OwnerDevice,
-  ctx: ReconcileContext,
-  conflicts: string[],
-): Promise<void> {
+const ACCESS_KINDS = [
+  ["ServiceAccount", "serviceAccount"],
+  ["Role", "role"],
+  ["RoleBinding", "roleBinding"],
+] as const;
+
+/**
+ * The device's ServiceAccount, Role and RoleBinding, each applied when missing, changed by
+ * someone else, or not what this module version applies; none while one of the names is taken.
+ */
+async function applyAccess(owner: OwnerDevice, ctx: ReconcileContext, conflicts: string[]) {
   const access = deviceAccess(owner);
-  const name = access.serviceAccount.metadata.name;
-  const get = <T>(read: () => Promise<T>) => getOrUndefined(name, read);
-  const taken = [
-    foreignObject(
-      "ServiceAccount",
-      await get(() => K8s(kind.ServiceAccount).InNamespace(owner.namespace).Get(name)),
-      owner,
-    ),
-    foreignObject(
-      "Role",
-      await get(() => K8s(kind.Role).InNamespace(owner.namespace).Get(name)),
-      owner,
-    ),
-    foreignObject(
-      "RoleBinding",
-      await get(() => K8s(kind.RoleBinding).InNamespace(owner.namespace).Get(name)),
-      owner,
-    ),
-  ].filter((c): c is string => !!c);
+  const key = `${owner.namespace}/${access.serviceAccount.metadata.name}`;
+  const existing = (k: AccessKind) => ctx.cache.access[k].get(key);
+  const taken = ACCESS_KINDS.map(([k]) => foreignObject(k, existing(k), owner)).filter(
+    (c): c is string => !!c,
+  );
   if (taken.length) {
     conflicts.push(...taken); // looked at again on the next reconcile
     return;
   }
-  await K8s(kind.ServiceAccount).Apply(access.serviceAccount as kind.ServiceAccount, {
-    force: true,
-  });
-  await K8s(kind.Role).Apply(access.role as kind.Role, { force: true });
-  await K8s(kind.RoleBinding).Apply(access.roleBinding as kind.RoleBinding, { force: true });
-  ctx.accessApplied.add(owner.uid);
+  for (const [k, field] of ACCESS_KINDS) {
+    const entry = existing(k);
+    const current = entry && {
+      version: ctx.cache.access[k].version(key),
+      annotations: entry.metadata.annotations,
+      managers: entry.managers,
+    };
+    if (!accessNeedsApply(current, access[field], ctx.applied.get(`${k}/${key}`))) continue;
+    const written = await call(ctx, () => ctx.api.apply(access[field] as KubeObject));
+    ctx.cache.access[k].observe(written);
+    ctx.applied.set(`${k}/${key}`, written.metadata!.resourceVersion!);
+  }
 }
 
-/** The device's config Secret as it is: the last good storage in it, unless someone else owns it. */
-async function readConfigSecret(owner: OwnerDevice, conflicts: string[]) {
+/** The device's config Secret as the cache holds it, unless someone else owns that name. */
+function readConfigSecret(owner: OwnerDevice, ctx: ReconcileContext, conflicts: string[]) {
   const name = deviceConfigSecretName(owner.name);
-  const existing = await getOrUndefined(name, () =>
-    K8s(kind.Secret).InNamespace(owner.namespace).Get(name),
-  );
+  const key = `${owner.namespace}/${name}`;
   // Someone else's Secret of that name is neither read as the last good config nor written.
-  const foreign = foreignObject("Secret", existing, owner);
+  const foreign = foreignObject("Secret", ctx.cache.objects.Secret.get(key), owner);
   if (foreign) conflicts.push(foreign);
-  const data = foreign ? undefined : existing?.data?.[DEVICE_CONFIG_KEY];
-  const previous = data
-    ? parseDeviceConfigJson(Buffer.from(data, "base64").toString("utf8"))
-    : undefined;
-  return { name, foreign: !!foreign, data, lastGood: previous?.ok ? previous.value.storage : null };
+  const ours = foreign ? undefined : ctx.cache.configSecrets.get(key);
+  return { name, foreign: !!foreign, digest: ours?.digest, lastGood: ours?.lastGood ?? null };
 }
 
 /** The device's config from the storage and the valid workloads that select it. */
-async function assembleFor(device: EdgeDevice, storage: Storage | null) {
+function assembleFor(device: EdgeDevice, storage: Storage | null, ctx: ReconcileContext) {
   const { namespace, name, labels } = device.metadata as {
     namespace: string;
     name: string;
     labels?: Record<string, string>;
   };
   const ref = { namespace, name, labels };
-  const workloads = (await K8s(EdgeWorkload).InNamespace(namespace).Get()).items;
+  const workloads = ctx.cache.workloadsIn(namespace);
   // A workload stored before the webhook (or while the module was down) may be invalid: it is
   // left out of this device's config, so the other workloads and the storage still reach it.
   const invalid = workloads.filter(w => workloadSelects(w, ref) && workloadProblems(w).length);
@@ -209,20 +218,33 @@ async function assembleFor(device: EdgeDevice, storage: Storage | null) {
 }
 
 /** The module's status fields and Events, written only when they changed. */
-async function writeStatus(device: EdgeDevice, findings: Findings): Promise<void> {
+async function writeStatus(
+  device: EdgeDevice,
+  findings: Findings,
+  ctx: ReconcileContext,
+): Promise<void> {
   const { namespace, name } = device.metadata as { namespace: string; name: string };
   const old = device.status ?? {};
   const status = moduleStatus(findings, old, device.metadata?.generation, new Date().toISOString());
   if (sameModuleStatus(status, old)) return;
   // A merge patch of the module's own fields: the agent's status.dataUpload stays as it is.
-  await K8s(EdgeDevice).PatchStatus({ metadata: { name, namespace }, status } as EdgeDevice);
-  for (const event of deviceEvents(old, status)) await createEvent(device, "EdgeDevice", event);
+  const patched = await call(ctx, () =>
+    ctx.api.patchStatus({
+      apiVersion: "management.project-flotta.io/v1alpha1",
+      kind: "EdgeDevice",
+      metadata: { name, namespace },
+      status,
+    } as EdgeDevice),
+  );
+  ctx.cache.devices.observe(patched);
+  for (const event of deviceEvents(old, status))
+    await call(ctx, () => createEvent(ctx.api, device, "EdgeDevice", event));
   for (const { workload, event } of workloadEvents(
     findings.invalid,
     old.conditions,
     status.conditions,
   ))
-    await createEvent(workload, "EdgeWorkload", event);
+    await call(ctx, () => createEvent(ctx.api, workload, "EdgeWorkload", event));
 }
 
 /**
@@ -233,15 +255,16 @@ export async function reconcileDevice(
   key: string,
   ctx: ReconcileContext,
 ): Promise<ReconcileResult> {
-  const [namespace, name] = key.split("/");
-  const device = await getOrUndefined(name, () => K8s(EdgeDevice).InNamespace(namespace).Get(name));
+  if (!ctx.cache.hasSynced) return { requeueAfterMs: 1_000 }; // "not listed yet" is not "absent"
+  const device = ctx.cache.devices.get(key);
   if (!device || device.metadata?.deletionTimestamp) {
     ctx.references.forget(key); // its Secret, ServiceAccount, Role and RoleBinding are garbage-collected
     return {};
   }
+  const [namespace, name] = key.split("/");
   const owner: OwnerDevice = { namespace, name, uid: device.metadata!.uid! };
   const conflicts: string[] = [];
-  if (!ctx.accessApplied.has(owner.uid)) await applyAccess(owner, ctx, conflicts);
+  await applyAccess(owner, ctx, conflicts);
 
   const { obc, external } = await readStorageInputs(device, owner, ctx, conflicts);
   const obcName = obc.state === "missing" || obc.state === "present" ? obc.name : undefined;
@@ -253,29 +276,31 @@ export async function reconcileDevice(
   const resolution = resolveStorage({ namespace, obc, external });
 
   // A failure keeps the storage of the last good config; workloads still follow.
-  const current = await readConfigSecret(owner, conflicts);
+  const current = readConfigSecret(owner, ctx, conflicts);
   const storage = resolution.problem ? current.lastGood : (resolution.storage ?? null);
-  const { config, invalid } = await assembleFor(device, storage);
+  const { config, invalid } = assembleFor(device, storage, ctx);
   const secret = configSecret(owner, config);
-  if (!current.foreign && current.data !== secret.data[DEVICE_CONFIG_KEY])
-    await K8s(kind.Secret).Apply(secret as kind.Secret, { force: true });
+  if (!current.foreign && current.digest !== digest(secret.data[DEVICE_CONFIG_KEY]))
+    ctx.cache.configSecrets.observe(await call(ctx, () => ctx.api.apply(secret)));
 
-  await writeStatus(device, {
-    resolution,
-    storage,
-    lastGood: current.lastGood,
-    conflicts,
-    invalid,
-    configSecret: current.name,
-    obcName,
-  });
-  // Claims have no watch here: look again until it binds. A bound claim that cannot be used
-  // (an in-cluster host, a bad key) waits for the resync or for its ConfigMap or Secret to change.
-  const binding = obc.state === "missing" || (obc.state === "present" && obc.phase !== "Bound");
-  return binding ? { requeueAfterMs: 5_000 } : {};
+  await writeStatus(
+    device,
+    {
+      resolution,
+      storage,
+      lastGood: current.lastGood,
+      conflicts,
+      invalid,
+      configSecret: current.name,
+      obcName,
+    },
+    ctx,
+  );
+  return {};
 }
 
 async function createEvent(
+  api: KubeApi,
   object: { metadata?: { namespace?: string; name?: string; uid?: string } },
   kindName: "EdgeDevice" | "EdgeWorkload",
   event: EventInput,
@@ -286,7 +311,9 @@ async function createEvent(
     uid: string;
   };
   const time = new Date().toISOString();
-  await K8s(kind.CoreEvent).Create({
+  await api.create({
+    apiVersion: "v1",
+    kind: "Event",
     metadata: { generateName: `${name}.`, namespace },
     involvedObject: {
       apiVersion: "management.project-flotta.io/v1alpha1",
@@ -298,11 +325,11 @@ async function createEvent(
     type: event.type,
     reason: event.reason,
     message: event.message.slice(0, 1024),
-    firstTimestamp: time as unknown as Date,
-    lastTimestamp: time as unknown as Date,
+    firstTimestamp: time,
+    lastTimestamp: time,
     count: 1,
     source: { component: "edge-data-upload" },
     reportingComponent: "edge-data-upload",
     reportingInstance: hostname(),
-  } as kind.CoreEvent);
+  });
 }

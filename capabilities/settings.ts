@@ -9,6 +9,11 @@ export interface ModuleSettings {
   obcStorageClass: string;
   createObcDefault: "auto" | "true" | "false";
   resyncSeconds: number;
+  /** Requests per second the reconciles may send to the API server, and the burst above it. */
+  apiQps: number;
+  apiBurst: number;
+  /** Devices reconciled at once. */
+  workers: number;
   /** Where devices reach claim buckets, when the claim's own host is in-cluster only. */
   obcEndpoint?: string;
   /** CA bundle (PEM) for obcEndpoint. */
@@ -49,10 +54,28 @@ export const SETTINGS = [
     key: "resyncSeconds",
     default: "60",
     help: "every device is reconciled again this often (failures retry sooner, with backoff)",
-    parse: raw =>
-      /^\d+$/.test(raw) && Number(raw) >= 5
-        ? Number(raw)
-        : "!must be a whole number of seconds, at least 5",
+    parse: raw => wholeNumber(raw, 5, 86_400),
+  }),
+  setting({
+    env: "EDGE_UPLOAD_API_QPS",
+    key: "apiQps",
+    default: "500",
+    help: "requests per second the reconciles send to the API server at most (a token bucket)",
+    parse: raw => wholeNumber(raw, 1, 10_000),
+  }),
+  setting({
+    env: "EDGE_UPLOAD_API_BURST",
+    key: "apiBurst",
+    default: "1000",
+    help: "requests the reconciles may send at once above `EDGE_UPLOAD_API_QPS`",
+    parse: raw => wholeNumber(raw, 1, 100_000),
+  }),
+  setting({
+    env: "EDGE_UPLOAD_WORKERS",
+    key: "workers",
+    default: "16",
+    help: "devices reconciled at once",
+    parse: raw => wholeNumber(raw, 1, 256),
   }),
   setting({
     env: "EDGE_UPLOAD_OBC_ENDPOINT",
@@ -67,6 +90,12 @@ export const SETTINGS = [
     parse: raw => (isPemCertificateBundle(raw) ? raw : "!is not a PEM certificate bundle"),
   }),
 ];
+
+function wholeNumber(raw: string, min: number, max: number): number | `!${string}` {
+  return /^\d+$/.test(raw) && Number(raw) >= min && Number(raw) <= max
+    ? Number(raw)
+    : `!must be a whole number from ${min} to ${max}`;
+}
 
 /** `scheme://host[:port]` with the port made explicit, or why not. */
 export function parseEndpoint(raw: string): string | `!${string}` {

@@ -28,8 +28,8 @@ echo "    (the first run builds the servers from source: several minutes)"
 eval "$(hack/up.sh)"
 # The test OBC provisioner writes an in-cluster host, as NooBaa does: devices reach claim
 # buckets through the endpoint this module setting names.
+hack/obc-provisioner.sh start # first: it serves the claim API the module lists at start
 EDGE_UPLOAD_OBC_ENDPOINT=${EDGE_UPLOAD_OBC_ENDPOINT:-$EDGE_S3_ENDPOINT} hack/module.sh start
-hack/obc-provisioner.sh start
 echo "==> Packing the agent for the device: npm run agent:pack"
 npm run -s agent:pack
 

@@ -108,7 +108,8 @@ if env_lines=$(hack/up.sh); then
   # The module (as deployed) and the test OBC provisioner, for the suites that need them.
   running module || module_started=true
   running obc-provisioner || provisioner_started=true
-  if hack/module.sh start && hack/obc-provisioner.sh start; then
+  # The provisioner first: it serves the claim API the module's cache lists at start.
+  if hack/obc-provisioner.sh start && hack/module.sh start; then
     suite "module tests" test/module || show_server_logs module obc-provisioner
     suite "end-to-end tests" test/e2e || show_server_logs module obc-provisioner
     check "demo (npm run demo -- --exit)" bash -c 'hack/demo.sh --exit >"$0/demo.log" 2>&1 || { tail -n 40 "$0/demo.log" >&2; exit 1; }' "$LOG_DIR"

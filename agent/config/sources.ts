@@ -76,8 +76,13 @@ export class FileConfigSource implements ConfigSource {
   }
 }
 
+/** The config Secret's watch lasts this long at least, and at most twice as long (as client-go's). */
+export const WATCH_SECONDS = 300;
+
 export class SecretConfigSource implements ConfigSource {
   private lastVersion = "";
+  /** Where the watch resumes: the last event's or bookmark's version, else the last read. */
+  private watchVersion = "";
   private watching = false;
   private refused = false;
   private pending = false;
@@ -132,17 +137,18 @@ export class SecretConfigSource implements ConfigSource {
     let failures = 0;
     while (!signal.aborted) {
       try {
-        const from = this.lastVersion;
         const end = await this.api.watchSecret(
           this.device.namespace,
           name,
-          from,
-          () => this.notify(),
+          this.watchVersion || this.lastVersion,
+          { changed: () => this.notify(), progress: v => (this.watchVersion = v) },
           signal,
+          WATCH_SECONDS + Math.floor(Math.random() * WATCH_SECONDS),
         );
         failures = 0;
         if (end === "gone") {
           this.lastVersion = "";
+          this.watchVersion = "";
           this.notify(); // changes in the gap are unknown: read again
         }
       } catch (err) {
@@ -174,6 +180,7 @@ export class SecretConfigSource implements ConfigSource {
     });
     if (!secret) {
       this.lastVersion = "";
+      this.watchVersion = "";
       return {
         state: "missing",
         reason: `Secret ${this.device.namespace}/${name} does not exist yet`,

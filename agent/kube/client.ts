@@ -137,19 +137,21 @@ export class DeviceApi {
   /**
    * Watches one Secret by name (what the device Role allows) from `resourceVersion` until the
    * server ends the watch (after `timeoutSeconds`), `signal` aborts, or the connection drops.
-   * Calls `changed` on every event of the Secret. Returns "gone" when the version is too old
-   * (410): read the Secret again and watch from its version.
+   * Calls `changed` on every event of the Secret, `progress` with the version of every event and
+   * bookmark (where to resume). Returns "gone" when the version is too old (410): read the
+   * Secret again and watch from its version.
    */
   watchSecret(
     namespace: string,
     name: string,
     resourceVersion: string,
-    changed: () => void,
+    on: { changed(): void; progress(resourceVersion: string): void },
     signal: AbortSignal,
     timeoutSeconds = 300,
   ): Promise<"ended" | "gone"> {
     const query = [
       "watch=1",
+      "allowWatchBookmarks=true",
       `fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}`,
       `timeoutSeconds=${timeoutSeconds}`,
       ...(resourceVersion ? [`resourceVersion=${encodeURIComponent(resourceVersion)}`] : []),
@@ -177,13 +179,18 @@ export class DeviceApi {
             while ((newline = buffered.indexOf("\n")) >= 0) {
               const line = buffered.slice(0, newline);
               buffered = buffered.slice(newline + 1);
-              const event = JSON.parse(line) as { type?: string; object?: { code?: number } };
+              const event = JSON.parse(line) as {
+                type?: string;
+                object?: { code?: number; metadata?: { resourceVersion?: string } };
+              };
               if (event.type === "ERROR") {
                 if (event.object?.code === 410) return void (req.destroy(), resolve("gone"));
                 return void (req.destroy(),
                 reject(new KubeError(`watching Secret ${namespace}/${name}: error event`)));
               }
-              if (event.type !== "BOOKMARK") changed();
+              const version = event.object?.metadata?.resourceVersion;
+              if (version) on.progress(version);
+              if (event.type !== "BOOKMARK") on.changed();
             }
           });
           res.on("end", () => resolve("ended"));

@@ -1,6 +1,7 @@
 /**
- * An optional bandwidth cap shared by all uploads: a token bucket in bytes per second. Uploads
- * take tokens before they send, so the cap holds across files running in parallel.
+ * A token bucket: an optional bandwidth cap shared by all uploads (bytes per second; uploads
+ * take tokens before they send, so the cap holds across files running in parallel), and the
+ * module's limit on requests to the API server (requests per second, with a burst).
  */
 import { Transform, type TransformCallback } from "node:stream";
 
@@ -8,9 +9,12 @@ export class RateLimiter {
   private tokens: number;
   private last = Date.now();
 
-  /** bytesPerSecond 0 or undefined: no cap. */
-  constructor(private readonly bytesPerSecond?: number) {
-    this.tokens = bytesPerSecond ?? 0;
+  /** bytesPerSecond 0 or undefined: no cap; `burst`: the bucket's size (default a second's worth). */
+  constructor(
+    private readonly bytesPerSecond?: number,
+    private readonly burst = bytesPerSecond ?? 0,
+  ) {
+    this.tokens = burst;
   }
 
   get enabled(): boolean {
@@ -23,10 +27,10 @@ export class RateLimiter {
     if (!rate) return;
     for (;;) {
       const now = Date.now();
-      this.tokens = Math.min(rate, this.tokens + ((now - this.last) / 1000) * rate);
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * rate);
       this.last = now;
-      // A chunk larger than a second's worth waits until the bucket is full, then goes.
-      const need = Math.min(bytes, rate);
+      // A chunk larger than the bucket waits until the bucket is full, then goes.
+      const need = Math.min(bytes, this.burst);
       if (this.tokens >= need) {
         this.tokens -= bytes;
         return;

@@ -1,6 +1,6 @@
 /**
- * Only real changes make work: an agent's status patches reconcile nothing (counted in the API
- * server's audit log of the module's requests), and a device's access objects or config Secret
+ * Only real changes make work: an agent's status patches reconcile nothing (counted in the
+ * module's debug log, which the test run turns on), and a device's access objects or config Secret
  * deleted by someone come back through the module's watches, not a restart or the resync (the
  * module runs here with a resync of an hour).
  */
@@ -12,7 +12,7 @@ import { applyYaml, configWhere, namespaceWithExternalStorage } from "../support
 import { auditEventsSince, auditMark } from "../support/audit";
 import { eventually } from "../support/eventually";
 import { kubectl, kubectlOk } from "../support/kubectl";
-import { restartModule } from "../support/module";
+import { moduleLogMark, reconcilesSince, restartModule } from "../support/module";
 import { uniqueName } from "../support/names";
 
 const ns = uniqueName("device-events");
@@ -20,20 +20,6 @@ const uuid = (JSON.parse(readFileSync("package.json", "utf8")) as { pepr: { uuid
   .uuid;
 const MODULE = `system:serviceaccount:pepr-system:pepr-${uuid}`;
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
-
-/** The module's own GETs of the device since `mark` (kubectl with its token is not the module). */
-function moduleGetsOfDevice(mark: number, name: string): number {
-  return auditEventsSince(mark).filter(
-    e =>
-      e.user.username === MODULE &&
-      !e.userAgent?.startsWith("kubectl/") &&
-      e.verb === "get" &&
-      e.objectRef?.resource === "edgedevices" &&
-      !e.objectRef.subresource &&
-      e.objectRef.namespace === ns &&
-      e.objectRef.name === name,
-  ).length;
-}
 
 test.before(async () => {
   restartModule({ EDGE_UPLOAD_RESYNC_SECONDS: "3600" });
@@ -51,7 +37,7 @@ test.after(() => {
 
 test("an agent's status patches reconcile nothing; a label change does", async () => {
   await sleep(2000); // the reconciles of the device's creation are over
-  const from = auditMark();
+  const from = moduleLogMark();
   for (let i = 1; i <= 5; i++)
     kubectlOk([
       "patch",
@@ -65,12 +51,12 @@ test("an agent's status patches reconcile nothing; a label change does", async (
       `{"status":{"dataUpload":{"filesSent":${i},"lastSyncTime":"2026-11-28T08:00:0${i}Z"}}}`,
     ]);
   await sleep(4000);
-  assert.is(moduleGetsOfDevice(from, "cam"), 0, "the module read the device after status patches");
+  assert.is(reconcilesSince(from, ns, "cam"), 0, "status patches reconciled the device");
 
-  const control = auditMark();
+  const control = moduleLogMark();
   kubectlOk(["label", "edgedevice", "cam", "-n", ns, "site=north"]);
   await eventually("the module to reconcile the relabelled device", () =>
-    moduleGetsOfDevice(control, "cam") > 0 ? true : undefined,
+    reconcilesSince(control, ns, "cam") > 0 ? true : undefined,
   );
 });
 
@@ -89,10 +75,75 @@ test("a deleted ServiceAccount, Role or RoleBinding of a device is applied again
   }
 });
 
+test("a device Role someone widened is put back", async () => {
+  const name = "cam-data-upload-agent";
+  const verbs = () =>
+    kubectl(["get", "role", name, "-n", ns, "-o", "jsonpath={.rules[0].verbs}"]).stdout;
+  assert.is(verbs(), '["get","watch"]');
+  kubectlOk([
+    "patch",
+    "role",
+    name,
+    "-n",
+    ns,
+    "--type=json",
+    "-p",
+    '[{"op":"replace","path":"/rules/0/verbs","value":["get","watch","list","update"]}]',
+  ]);
+  await eventually("the Role's rules back", () =>
+    verbs() === '["get","watch"]' ? true : undefined,
+  );
+});
+
 test("a deleted config Secret is written again", async () => {
   const name = deviceConfigSecretName("cam");
   kubectlOk(["delete", "secret", name, "-n", ns]);
   await configWhere(ns, "cam", "written again", c => c.storage?.bucket === "ext-bucket");
+});
+
+/**
+ * Requests of the module (not kubectl with its token) about this namespace's devices and what it
+ * keeps for them (other test files' devices may still be converging).
+ */
+const DEVICE_RESOURCES = [
+  "edgedevices",
+  "edgeworkloads",
+  "secrets",
+  "configmaps",
+  "serviceaccounts",
+  "roles",
+  "rolebindings",
+  "objectbucketclaims",
+  "events",
+];
+function moduleRequests(mark: number): string[] {
+  return auditEventsSince(mark)
+    .filter(
+      e =>
+        e.user.username === MODULE &&
+        !e.userAgent?.startsWith("kubectl/") &&
+        e.objectRef?.namespace === ns &&
+        DEVICE_RESOURCES.includes(e.objectRef?.resource ?? "") &&
+        e.verb !== "list" &&
+        e.verb !== "watch",
+    )
+    .map(e => `${e.verb} ${e.objectRef?.resource} ${e.objectRef?.namespace}/${e.objectRef?.name}`);
+}
+
+test("a restart reconciles from the cache: it writes nothing and reads only the storage data", async () => {
+  const from = auditMark();
+  const logFrom = moduleLogMark();
+  restartModule({ EDGE_UPLOAD_RESYNC_SECONDS: "3600" });
+  await eventually("the restarted module to reconcile the device", () =>
+    reconcilesSince(logFrom, ns, "cam") > 0 ? true : undefined,
+  );
+  // The data of the ConfigMap and Secret the device names is read once per process (and then
+  // once per version), whatever the number of devices that name them; nothing is written.
+  assert.equal(
+    moduleRequests(from).sort(),
+    [`get configmaps ${ns}/ext`, `get secrets ${ns}/ext`],
+    "requests of the restarted module",
+  );
 });
 
 test.run();

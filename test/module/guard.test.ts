@@ -92,14 +92,14 @@ test("it binds nothing but a device's Role to that device's ServiceAccount", () 
   const binding = (subject: string) =>
     `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"dev-data-upload-agent","labels":{"app.kubernetes.io/managed-by":"edge-data-upload"}},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"dev-data-upload-agent"},"subjects":[${subject}]}`;
   refused(
-    ["apply", "-n", ns, "-f", "-"],
+    ["create", "-n", ns, "-f", "-"],
     /binds only a device's Role/,
     binding(
       `{"kind":"Group","apiGroup":"rbac.authorization.k8s.io","name":"system:authenticated"}`,
     ),
   );
   refused(
-    ["apply", "-n", ns, "-f", "-"],
+    ["create", "-n", ns, "-f", "-"],
     /binds only a device's Role/,
     binding(`{"kind":"ServiceAccount","name":"someone","namespace":"${ns}"}`),
   );

@@ -1,6 +1,9 @@
 /** Stopping and starting the module (hack/module.sh) from a test, with other settings. */
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import * as assert from "uvu/assert";
+import { testEnv } from "./env";
 
 /** `hack/module.sh start|stop`; `settings` set (a string) or unset (undefined) EDGE_UPLOAD_* variables. */
 export function moduleCommand(
@@ -19,4 +22,20 @@ export function moduleCommand(
 export function restartModule(settings: Record<string, string | undefined> = {}): void {
   moduleCommand("stop");
   moduleCommand("start", settings);
+}
+
+const watcherLog = () => join(testEnv.logDir, "module.log");
+
+/** Now, as a mark to count reconciles from (the log starts over when the module restarts). */
+export function moduleLogMark(): number {
+  return Date.now();
+}
+
+/** How many reconciles of device `namespace/name` the module logged since `mark` (debug level). */
+export function reconcilesSince(mark: number, namespace: string, name: string): number {
+  const device = `"device":"${namespace}/${name}"`;
+  return readFileSync(watcherLog(), "utf8")
+    .split("\n")
+    .filter(line => line.includes(device) && line.includes('"msg":"device reconciled"'))
+    .filter(line => (JSON.parse(line) as { time: number }).time >= mark).length;
 }

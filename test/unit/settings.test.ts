@@ -11,6 +11,9 @@ test("defaults, with no problems", () => {
     obcStorageClass: "openshift-storage.noobaa.io",
     createObcDefault: "auto",
     resyncSeconds: 60,
+    apiQps: 500,
+    apiBurst: 1000,
+    workers: 16,
   });
 });
 
@@ -41,13 +44,19 @@ test("a bad value is a problem naming the variable; the default stays", () => {
     EDGE_UPLOAD_CREATE_OBC: "yes",
     EDGE_UPLOAD_OBC_ENDPOINT: "s3.example.com",
     EDGE_UPLOAD_OBC_CA: "not a certificate",
+    EDGE_UPLOAD_API_QPS: "0",
+    EDGE_UPLOAD_WORKERS: "many",
   });
   assert.is(s.resyncSeconds, 60);
+  assert.is(s.apiQps, 500);
+  assert.is(s.workers, 16);
   assert.is(s.createObcDefault, "auto");
   assert.is(s.obcEndpoint, undefined);
   assert.equal(s.problems, [
     "module setting EDGE_UPLOAD_CREATE_OBC must be auto, true or false",
-    "module setting EDGE_UPLOAD_RESYNC_SECONDS must be a whole number of seconds, at least 5",
+    "module setting EDGE_UPLOAD_RESYNC_SECONDS must be a whole number from 5 to 86400",
+    "module setting EDGE_UPLOAD_API_QPS must be a whole number from 1 to 10000",
+    "module setting EDGE_UPLOAD_WORKERS must be a whole number from 1 to 256",
     "module setting EDGE_UPLOAD_OBC_ENDPOINT is not a URL (https://host[:port])",
     "module setting EDGE_UPLOAD_OBC_CA is not a PEM certificate bundle",
   ]);
