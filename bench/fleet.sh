@@ -89,5 +89,6 @@ const lines = [
 ];
 process.stdout.write(lines.join("\n"));
 NODE
+npx --no-install prettier --log-level warn --write "$report"
 cat "$report"
 say "wrote $report"

@@ -76,9 +76,18 @@ const configSecretEntry = (obj: KubeObject): ConfigSecretEntry => {
   };
 };
 
-/** The whole object without managedFields, which the module never reads. */
+/** The whole object without managedFields and annotations, which the module never reads. */
 const whole = <T>(obj: KubeObject): T =>
-  ({ ...obj, metadata: { ...obj.metadata, managedFields: undefined } }) as T;
+  ({
+    ...obj,
+    metadata: { ...obj.metadata, managedFields: undefined, annotations: undefined },
+  }) as T;
+
+/** A device without the agent's status.dataUpload (per-workload figures the module never reads). */
+const device = (obj: KubeObject): EdgeDevice => {
+  const d = whole<EdgeDevice>(obj);
+  return d.status ? { ...d, status: { ...d.status, dataUpload: undefined } } : d;
+};
 
 /** Keys by namespace, for "the devices (or workloads) in this namespace". */
 class NamespaceIndex {
@@ -135,7 +144,7 @@ export class ClusterCache {
       warn: events.warn,
     });
     this.devices = new Informer<EdgeDevice>(
-      { path: `${API}/edgedevices`, keep: whole },
+      { path: `${API}/edgedevices`, keep: device },
       handlers((key, now, before) => this.deviceChanged(key, now, before)),
       api,
     );

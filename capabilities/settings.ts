@@ -73,7 +73,7 @@ export const SETTINGS = [
   setting({
     env: "EDGE_UPLOAD_WORKERS",
     key: "workers",
-    default: "16",
+    default: "32",
     help: "devices reconciled at once",
     parse: raw => wholeNumber(raw, 1, 256),
   }),

@@ -13,7 +13,7 @@ test("defaults, with no problems", () => {
     resyncSeconds: 60,
     apiQps: 500,
     apiBurst: 1000,
-    workers: 16,
+    workers: 32,
   });
 });
 
@@ -49,7 +49,7 @@ test("a bad value is a problem naming the variable; the default stays", () => {
   });
   assert.is(s.resyncSeconds, 60);
   assert.is(s.apiQps, 500);
-  assert.is(s.workers, 16);
+  assert.is(s.workers, 32);
   assert.is(s.createObcDefault, "auto");
   assert.is(s.obcEndpoint, undefined);
   assert.equal(s.problems, [
