@@ -13,7 +13,7 @@
  *   npx tsx bench/fleet.ts --devices N --workloads W [--idle-seconds S] [--agent-root DIR]
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -129,12 +129,24 @@ function requestTotal(): number {
   return total;
 }
 
-/** Requests in the audit log since byte `from`, by the module and by the agent's account. */
-function auditCounts(from: number, agentUser: string) {
-  const lines = readFileSync(join(LOG_DIR, "audit.log"))
-    .subarray(from)
-    .toString("utf8")
-    .split("\n");
+/**
+ * The audit log's lines since `mark`. The API server rotates the log (200 MB): when the file at
+ * the mark was moved away, the rest of it is read from the backup, then the new file whole.
+ */
+function auditLinesSince(mark: { ino: number; size: number }): string[] {
+  const current = join(LOG_DIR, "audit.log");
+  const read = (path: string, from: number) => readFileSync(path).subarray(from).toString("utf8");
+  if (statSync(current).ino === mark.ino) return read(current, mark.size).split("\n");
+  const backup = readdirSync(LOG_DIR)
+    .filter(f => /^audit-.*\.log$/.test(f))
+    .map(f => join(LOG_DIR, f))
+    .find(f => statSync(f).ino === mark.ino);
+  return `${backup ? read(backup, mark.size) : ""}\n${read(current, 0)}`.split("\n");
+}
+
+/** Requests in the audit log since `mark`, by the module and by the agent's account. */
+function auditCounts(mark: { ino: number; size: number }, agentUser: string) {
+  const lines = auditLinesSince(mark);
   const counts = { module: 0, agent: 0, moduleByVerb: {} as Record<string, number> };
   for (const line of lines) {
     if (!line) continue;
@@ -192,7 +204,7 @@ async function idleWindow() {
     },
   );
   await sleep(20_000); // the agent reads its config and makes its first pass
-  const auditFrom = statSync(join(LOG_DIR, "audit.log")).size;
+  const auditFrom = statSync(join(LOG_DIR, "audit.log"));
   const metricsFrom = requestTotal();
   say(`idle for ${IDLE}s`);
   await sleep(IDLE * 1000);
