@@ -16,7 +16,7 @@ import {
   type Storage,
 } from "../agent/config/device-config";
 import { devicesForWorkload, deviceNeedsReconcile, ownerDeviceKey } from "./device-changes";
-import { MANAGED_BY } from "./device-resources";
+import { APPLIED_ANNOTATION, MANAGED_BY } from "./device-resources";
 import type { EdgeDevice } from "./generated/edgedevice-v1alpha1";
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import type { ObjectBucketClaim } from "./generated/objectbucketclaim-v1alpha1";
@@ -59,7 +59,10 @@ const metaEntry = (obj: KubeObject): MetaEntry => {
       namespace: m.namespace,
       name: m.name,
       labels: m.labels,
-      annotations: m.annotations,
+      // Only the module's own: kubectl's last-applied-configuration may hold a whole object.
+      annotations: m.annotations?.[APPLIED_ANNOTATION]
+        ? { [APPLIED_ANNOTATION]: m.annotations[APPLIED_ANNOTATION] }
+        : undefined,
       ownerReferences: m.ownerReferences?.map(r => ({ uid: r.uid })),
     },
     managers: [...new Set((m.managedFields ?? []).map(f => f.manager ?? ""))],
