@@ -21,6 +21,7 @@ import {
   bucketClaim,
   configSecret,
   deviceAccess,
+  deviceAccessName,
   foreignObject,
   type OwnerDevice,
 } from "./device-resources";
@@ -256,12 +257,14 @@ export async function reconcileDevice(
   ctx: ReconcileContext,
 ): Promise<ReconcileResult> {
   if (!ctx.cache.hasSynced) return { requeueAfterMs: 1_000 }; // "not listed yet" is not "absent"
+  const [namespace, name] = key.split("/");
   const device = ctx.cache.devices.get(key);
   if (!device || device.metadata?.deletionTimestamp) {
     ctx.references.forget(key); // its Secret, ServiceAccount, Role and RoleBinding are garbage-collected
+    for (const [k] of ACCESS_KINDS)
+      ctx.applied.delete(`${k}/${namespace}/${deviceAccessName(name)}`);
     return {};
   }
-  const [namespace, name] = key.split("/");
   const owner: OwnerDevice = { namespace, name, uid: device.metadata!.uid! };
   const conflicts: string[] = [];
   await applyAccess(owner, ctx, conflicts);
