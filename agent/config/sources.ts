@@ -79,8 +79,12 @@ export class FileConfigSource implements ConfigSource {
 /** The config Secret's watch lasts this long at least, and at most twice as long (as client-go's). */
 export const WATCH_SECONDS = 300;
 
+/** While the config Secret does not exist, it is read this often. */
+export const MISSING_POLL_MS = 10_000;
+
 export class SecretConfigSource implements ConfigSource {
   private lastVersion = "";
+  private missing = false;
   /** Where the watch resumes: the last event's or bookmark's version, else the last read. */
   private watchVersion = "";
   private watching = false;
@@ -110,6 +114,10 @@ export class SecretConfigSource implements ConfigSource {
       this.pending = false;
       return true;
     }
+    // While the Secret is missing (a device being deleted, or not configured yet), it is read
+    // again every MISSING_POLL_MS: an open watch is not re-authenticated, a read is, so a revoked
+    // device learns it.
+    const missingPoll = this.missing && ms >= MISSING_POLL_MS;
     return new Promise(resolve => {
       const finish = (changed: boolean) => {
         clearTimeout(timer);
@@ -119,7 +127,10 @@ export class SecretConfigSource implements ConfigSource {
         resolve(changed);
       };
       const aborted = () => finish(false);
-      const timer = setTimeout(() => finish(false), ms);
+      const timer = setTimeout(
+        () => (missingPoll ? ((this.dirty = true), finish(true)) : finish(false)),
+        missingPoll ? MISSING_POLL_MS : ms,
+      );
       signal.addEventListener("abort", aborted, { once: true });
       this.wake = () => finish(true);
     });
@@ -178,6 +189,7 @@ export class SecretConfigSource implements ConfigSource {
       this.dirty = true; // read again next time
       throw err;
     });
+    this.missing = !secret;
     if (!secret) {
       this.lastVersion = "";
       this.watchVersion = "";
