@@ -96,13 +96,12 @@ const expected = (edited: boolean) =>
 
 /** Milliseconds from `from` until all N configs are `want`; undefined after the timeout. */
 async function allCorrect(configs: Informer<string>, want: string, from: number) {
-  const sortedWant = want;
   for (;;) {
     let correct = 0;
     for (const key of configs.keys()) {
       const value = configs.get(key) ?? "";
       const [bucket, targets] = value.split("|");
-      if (`${bucket}|${targets.split(",").sort().join(",")}` === sortedWant) correct++;
+      if (`${bucket}|${targets.split(",").sort().join(",")}` === want) correct++;
     }
     if (correct === N) return Date.now() - from;
     if (Date.now() - from > TIMEOUT_MS) {
