@@ -7,13 +7,18 @@ import { randomBytes } from "node:crypto";
 import { open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
+/** `data` is a string, or chunks of one (an index of a million files is written in pieces). */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Iterable<string>,
+): Promise<void> {
   const dir = join(path, "..");
   const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
   try {
     const file = await open(temp, "w", 0o600);
     try {
-      await file.writeFile(data);
+      if (typeof data === "string") await file.writeFile(data);
+      else for (const chunk of batches(data)) await file.write(chunk);
       await file.sync();
     } finally {
       await file.close();
@@ -30,4 +35,20 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
   } finally {
     await dirHandle.close();
   }
+}
+
+/** Joins small strings into writes of about 1 MiB. */
+function* batches(chunks: Iterable<string>): Generator<string> {
+  let batch: string[] = [];
+  let length = 0;
+  for (const chunk of chunks) {
+    batch.push(chunk);
+    length += chunk.length;
+    if (length >= 1 << 20) {
+      yield batch.join("");
+      batch = [];
+      length = 0;
+    }
+  }
+  if (batch.length) yield batch.join("");
 }

@@ -77,14 +77,15 @@ async function status(options: AgentOptions): Promise<void> {
     return;
   }
   for (const index of indexes) {
-    const files = Object.values(index.files);
+    const totals = index.files.workloadTotals();
+    const bytes = [...totals.values()].reduce((n, t) => n + t.bytes, 0);
     process.stdout.write(
-      `${index.endpoint}/${index.bucket}: ${files.length} files, ${formatBytes(files.reduce((n, f) => n + f.size, 0))}\n`,
+      `${index.endpoint}/${index.bucket}: ${index.files.size} files, ${formatBytes(bytes)}\n`,
     );
     for (const [name, state] of Object.entries(index.workloads).sort()) {
-      const mine = files.filter(f => f.workload === name);
+      const mine = totals.get(name) ?? { files: 0, bytes: 0 };
       process.stdout.write(
-        `  ${name}: ${mine.length} files, ${formatBytes(mine.reduce((n, f) => n + f.size, 0))}, last sync ${state.lastSyncTime ?? "never"}, last upload ${state.lastUploadTime ?? "never"}${state.lastError ? `, last error: ${state.lastError}` : ""}\n`,
+        `  ${name}: ${mine.files} files, ${formatBytes(mine.bytes)}, last sync ${state.lastSyncTime ?? "never"}, last upload ${state.lastUploadTime ?? "never"}${state.lastError ? `, last error: ${state.lastError}` : ""}\n`,
       );
     }
   }

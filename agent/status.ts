@@ -12,13 +12,7 @@ export function buildDataUploadStatus(
   report: PassReport | undefined,
   problem?: string,
 ): DataUpload {
-  const totals = new Map<string, { files: number; bytes: number }>();
-  for (const entry of Object.values(index.files)) {
-    const t = totals.get(entry.workload) ?? { files: 0, bytes: 0 };
-    t.files++;
-    t.bytes += entry.size;
-    totals.set(entry.workload, t);
-  }
+  const totals = index.files.workloadTotals();
   const names = [...new Set([...totals.keys(), ...Object.keys(index.workloads)])].sort();
   const workloads = names.map(name => {
     const state = index.workloads[name] ?? {};

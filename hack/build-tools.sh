@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds, once, the servers the tests and the demo run locally, from the Go module proxy:
 # kube-apiserver, kube-controller-manager and kubectl (k8s.io/kubernetes through a wrapper
-# module), etcd and versitygw. Binaries are cached as $EDGE_CACHE/bin/<name>-<version>;
+# module), etcd and versitygw (and, for the benchmark, rclone). Binaries are cached as $EDGE_CACHE/bin/<name>-<version>;
 # a binary already there is never rebuilt. Debian packages it needs are installed when missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -100,8 +100,19 @@ build_versitygw() {
   run_build versitygw go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/versitygw-$v" github.com/versity/versitygw/cmd/versitygw
 }
 
+# rclone, for the benchmark only (bench/agent-speed.sh): its current release, as `go install` builds it.
+build_rclone() {
+  local v=$RCLONE_VERSION
+  have "rclone-$v" && return 0
+  say "building rclone $v (about 3 min on 2 cores)"
+  local dir=$EDGE_CACHE/src/rclone-$v
+  rm -rf "$dir" && mkdir -p "$dir"
+  run_build rclone env GOBIN="$dir" go install "github.com/rclone/rclone@v$v"
+  mv "$dir/rclone" "$BIN_DIR/rclone-$v"
+}
+
 case "${1:-all}" in
   all) build_etcd; build_versitygw; build_kubernetes ;;
-  kubernetes|etcd|versitygw) "build_$1" ;;
-  *) die "usage: $0 [all|kubernetes|etcd|versitygw]" ;;
+  kubernetes|etcd|versitygw|rclone) "build_$1" ;;
+  *) die "usage: $0 [all|kubernetes|etcd|versitygw|rclone]" ;;
 esac

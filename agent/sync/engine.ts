@@ -25,11 +25,21 @@ import {
 } from "./compare";
 import { hashFile } from "./hash";
 import type { DestinationIndex, IndexStore } from "./index-store";
-import { objectKey, targetPrefix } from "./keys";
+import type { PathBytes } from "./confined";
+import { targetPrefix } from "./keys";
 import type { RateLimiter } from "./rate-limit";
-import { Semaphore } from "./semaphore";
+import { Semaphore, TaskPool } from "./semaphore";
 import { fstatFile, partSizeFor, transferFile } from "./transfer";
-import { walk, type LocalFile, type WalkProblem } from "./walk";
+import {
+  lookAt,
+  nameToKey,
+  walkFiles,
+  type LocalFile,
+  type WalkedDirectory,
+  type WalkNotes,
+  type WalkOptions,
+  type WalkProblem,
+} from "./walk";
 
 export interface SyncSettings {
   volumesDir: string;
@@ -60,6 +70,8 @@ export interface PassReport {
   refreshed: number;
   /** Changed while being sent: sent again on a later pass. */
   changedDuringUpload: number;
+  /** Index entries dropped: their files are gone, or their workload is. */
+  pruned: number;
   listedPrefixes: string[];
   failures: { key: string; error: string }[];
   walkProblems: WalkProblem[];
@@ -157,6 +169,10 @@ export class DestinationSync {
         setAsideAs: loaded.setAsideAs,
       });
     }
+    if (loaded.state === "found" && loaded.tornRecords)
+      this.log.warn("the index journal ended in a torn record (an unclean stop); cut there", {
+        records: loaded.tornRecords,
+      });
     this.afterCrash = afterCrash;
     if (afterCrash && loaded.state === "found" && this.index.listedPrefixes.length) {
       this.log.info(
@@ -268,40 +284,150 @@ export class DestinationSync {
     return hashes.multipartEtag === remote.etag ? { md5: hashes.md5 } : undefined;
   }
 
-  async pass(workloads: WorkloadPaths[], signal?: AbortSignal): Promise<PassReport> {
+  /**
+   * One pass. Without `changes` it is a full scan: every file of every data path is compared with
+   * the index, and entries for files gone from disk or of workloads no longer configured are
+   * pruned. With `changes` only the entries named there (by change events) are looked at.
+   */
+  async pass(
+    workloads: WorkloadPaths[],
+    signal?: AbortSignal,
+    options: PassOptions = {},
+  ): Promise<PassReport> {
     const run: PassRun = {
       report: emptyReport(),
-      files: new Semaphore(this.settings.concurrency),
+      pool: new TaskPool(this.settings.concurrency),
       multipart: new Semaphore(this.settings.multipartConcurrency),
       consecutiveDestinationErrors: 0,
       signal,
+      seen: options.changes ? undefined : new KeySet(),
+      scanned: [],
     };
-    const tasks: Promise<void>[] = [];
     for (const workload of workloads) {
       const wr: WorkloadReport = { filesSent: 0, bytesSent: 0, errors: 0 };
       run.report.workloads[workload.name] = wr;
       for (const path of workload.paths) {
         if (stopped(run)) break;
-        const remote = await this.listIfNew(targetPrefix(path.target), run.report);
-        const walked = await walk(this.settings.volumesDir, join(workload.name, path.source));
-        run.report.walkProblems.push(...walked.problems);
-        run.report.skipped.push(...walked.skipped);
-        run.report.filesSeen += walked.files.length;
-        for (const file of walked.files) {
-          const key = objectKey(path.target, file.relativePath);
-          const decision = decide(file, this.index.files[key], remote?.get(key));
-          if (decision.action === "skip") continue;
-          const item = { key, file, decision, workload: workload.name, wr };
-          tasks.push(run.files.run(() => this.syncFile(item, run)));
-        }
+        const id = pathId(workload.name, path.source);
+        const changed = options.changes?.get(id);
+        if (options.changes && !changed) continue;
+        const target: PathRun = {
+          workload: workload.name,
+          sourcePath: join(workload.name, path.source),
+          prefix: targetPrefix(path.target),
+          wr,
+          onDirectory: options.onDirectory && (dir => options.onDirectory!(id, dir)),
+        };
+        const remote = await this.listIfNew(target.prefix, run.report);
+        if (changed) await this.passChanges(target, changed, remote, run);
+        else await this.passScan(target, remote, run);
       }
     }
-    await Promise.all(tasks);
+    await run.pool.drain();
     if (signal?.aborted) run.report.aborted ??= "stopped";
+    if (run.seen && !run.report.aborted) this.prune(workloads, run);
     this.finishPass(run.report);
     await this.persist().catch(err => this.stateProblemFrom(err));
     run.report.stateProblem = this.stateProblem;
     return run.report;
+  }
+
+  /** A full scan of one data path; a path read without problems may have its gone files pruned. */
+  private async passScan(
+    target: PathRun,
+    remote: Map<string, RemoteObject> | undefined,
+    run: PassRun,
+  ): Promise<void> {
+    const notes: WalkNotes = { problems: [], skipped: [] };
+    const files = walkFiles(this.settings.volumesDir, target.sourcePath, notes, target);
+    await this.offer(target, files, remote, run);
+    run.report.walkProblems.push(...notes.problems);
+    run.report.skipped.push(...notes.skipped);
+    if (!notes.problems.length && notes.reached) run.scanned.push(target.prefix);
+  }
+
+  /** Looks at the entries change events named; one that is gone takes its index entries along. */
+  private async passChanges(
+    target: PathRun,
+    changed: ChangedEntry[],
+    remote: Map<string, RemoteObject> | undefined,
+    run: PassRun,
+  ): Promise<void> {
+    const notes: WalkNotes = { problems: [], skipped: [] };
+    for (const entry of changed) {
+      if (stopped(run)) break;
+      const look = await lookAt(
+        this.settings.volumesDir,
+        target.sourcePath,
+        entry.dir,
+        entry.name,
+        notes,
+        target,
+      );
+      if (look.state === "found") await this.offer(target, look.files, remote, run);
+      else this.forget(target.prefix + relativeOf(entry));
+    }
+    run.report.walkProblems.push(...notes.problems);
+    run.report.skipped.push(...notes.skipped);
+  }
+
+  /**
+   * The producer: each file is compared with the index and, when it needs work, handed to the
+   * pool, which takes it only when a slot is free (so the walk never runs ahead of the uploads).
+   */
+  private async offer(
+    target: PathRun,
+    files: AsyncIterable<LocalFile[]>,
+    remote: Map<string, RemoteObject> | undefined,
+    run: PassRun,
+  ): Promise<void> {
+    const index = this.index.files;
+    for await (const batch of files) {
+      run.report.filesSeen += batch.length;
+      for (const file of batch) {
+        const key = target.prefix + file.relativePath;
+        run.seen?.add(key);
+        if (index.hasStat(key, file)) continue; // untouched: the common case, decided cheaply
+        const decision = decide(file, index.get(key), remote?.get(key));
+        if (decision.action === "skip") continue;
+        if (stopped(run)) return;
+        const item = { key, file, decision, workload: target.workload, wr: target.wr };
+        await run.pool.submit(() => this.syncFile(item, run));
+      }
+    }
+  }
+
+  /** Drops the entry of a file that is gone, or of every file below a folder that is gone. */
+  private forget(key: string): void {
+    this.index.files.delete(key);
+    const below = `${key}/`;
+    for (const other of this.index.files.keys())
+      if (other.startsWith(below)) this.index.files.delete(other);
+    this.dirty = true;
+  }
+
+  /**
+   * After a full scan: entries of files that are gone from scanned paths, and of workloads that
+   * are no longer configured, are dropped (the objects stay in the bucket). A removed workload's
+   * prefixes are forgotten too, so that if it comes back its objects are adopted, not sent again.
+   */
+  private prune(workloads: WorkloadPaths[], run: PassRun): void {
+    const configured = new Set(workloads.map(w => w.name));
+    const prefixes = new Set(workloads.flatMap(w => w.paths.map(p => targetPrefix(p.target))));
+    const files = this.index.files;
+    let pruned = 0;
+    for (const [key, workload] of files.keysWithWorkload()) {
+      const gone =
+        !configured.has(workload) ||
+        (!run.seen!.has(key) && run.scanned.some(prefix => key.startsWith(prefix)));
+      if (gone && files.delete(key)) pruned++;
+    }
+    for (const name of Object.keys(this.index.workloads))
+      if (!configured.has(name)) delete this.index.workloads[name];
+    const listed = this.index.listedPrefixes.filter(p => prefixes.has(p));
+    if (listed.length !== this.index.listedPrefixes.length) this.index.listedPrefixes = listed;
+    run.report.pruned = pruned;
+    if (pruned) this.dirty = true;
   }
 
   /** First time this destination sees this prefix: list it, to adopt what is already there. */
@@ -347,8 +473,8 @@ export class DestinationSync {
 
   /** Records what a file is now (its content fingerprint and stat) under its key. */
   private record(item: FileItem, content: Content, stat: LocalFile, sent: boolean): void {
-    const previous = this.index.files[item.key];
-    this.index.files[item.key] = {
+    const previous = this.index.files.get(item.key);
+    this.index.files.set(item.key, {
       workload: item.workload,
       size: stat.size,
       mtimeNs: stat.mtimeNs,
@@ -356,7 +482,7 @@ export class DestinationSync {
       ino: stat.ino,
       ...content,
       sentAt: sent || !previous ? new Date().toISOString() : previous.sentAt,
-    };
+    });
     this.dirty = true;
     // A long pass saves as it goes; a crash is recovered by listing again (open()).
     if (Date.now() - this.lastSave > 10_000) this.persistInBackground();
@@ -503,10 +629,66 @@ interface FileItem {
 
 interface PassRun {
   report: PassReport;
-  files: Semaphore;
+  pool: TaskPool;
   multipart: Semaphore;
   consecutiveDestinationErrors: number;
   signal?: AbortSignal;
+  /** Full scans: the keys seen, and the prefixes scanned whole (see prune). */
+  seen?: KeySet;
+  scanned: string[];
+}
+
+/** One data path within a pass. */
+interface PathRun extends WalkOptions {
+  workload: string;
+  /** `<workload>/<source>`, below the volumes dir. */
+  sourcePath: string;
+  /** Object keys of this path start with it. */
+  prefix: string;
+  wr: WorkloadReport;
+}
+
+/** An entry a change event named: `name` in the directory `dir`. */
+export interface ChangedEntry {
+  dir: { where: PathBytes; rel: string };
+  name: PathBytes;
+}
+
+/** Changed entries by data path (see pathId). */
+export type Changes = Map<string, ChangedEntry[]>;
+
+/** Names one data path of one workload. */
+export const pathId = (workload: string, source: string) => `${workload}\0${source}`;
+
+const relativeOf = (entry: ChangedEntry) =>
+  entry.dir.rel ? `${entry.dir.rel}/${nameToKey(entry.name)}` : nameToKey(entry.name);
+
+export interface PassOptions {
+  /** Look only at these entries (a pass after change events). */
+  changes?: Changes;
+  /** Called for each directory a pass lists, with its data path's id. */
+  onDirectory?: (pathId: string, dir: WalkedDirectory) => void;
+}
+
+/**
+ * The keys a full scan saw, as 31-bit hashes (a million keys in about 20 MB, not 100 MB). A
+ * collision only keeps a gone file's entry, never drops a present one.
+ */
+class KeySet {
+  private readonly hashes = new Set<number>();
+  add(key: string): void {
+    this.hashes.add(hashKey(key));
+  }
+  has(key: string): boolean {
+    return this.hashes.has(hashKey(key));
+  }
+}
+
+/** FNV-1a over the UTF-16 code units, folded to a small integer. */
+function hashKey(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h & 0x7fffffff;
 }
 
 const stopped = (run: PassRun) => !!run.report.aborted || !!run.signal?.aborted;
@@ -520,6 +702,7 @@ export function emptyReport(): PassReport {
     adopted: 0,
     refreshed: 0,
     changedDuringUpload: 0,
+    pruned: 0,
     listedPrefixes: [],
     failures: [],
     walkProblems: [],

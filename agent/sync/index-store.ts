@@ -1,23 +1,38 @@
 /**
- * The agent's memory of what it sent: one index file per destination (endpoint + bucket).
- * With it an idle cycle needs no S3 request and a restart sends nothing twice.
+ * The agent's memory of what it sent, one per destination (endpoint + bucket). With it an idle
+ * pass needs no S3 request and a restart sends nothing twice.
  *
- * Writes are atomic (temp file, fsync, rename, fsync of the directory) and mode 0600, so a
- * crash leaves either the old index or the new one. A file that does not parse (torn by a
- * foreign writer, or from an unknown version) is set aside as `<name>.corrupt` and the agent
- * starts that destination afresh: it lists the bucket and adopts what already matches.
+ * On disk it is a snapshot and a journal, so that a pass which changes k files writes O(k) bytes
+ * (flash wears out; a whole index rewritten per pass was 20 MB at 100,000 files):
+ * - `index-<id>.snap`: a header line, then one line per file. Written whole (temp file, fsync,
+ *   rename, fsync of the directory) only when compacting: when the journal has grown past the
+ *   snapshot (so each change is written about twice over its life) or on the first save.
+ * - `index-<id>.<generation>.log`: the changes since that snapshot, appended and fsync-ed at each
+ *   save. A compaction starts the next generation; journals of other generations are stale.
+ * Every line carries the CRC-32 of its record. Loading stops at the first line that is torn
+ * (no newline, or a CRC that does not match, as a crash or power cut can leave at the end) and
+ * cuts the journal there: what came before stands, and a file whose record was lost is checked
+ * again on the next pass. A snapshot that does not parse, or belongs to another destination, is
+ * set aside as `.corrupt` and the destination starts afresh: it lists the bucket again and adopts
+ * what already matches. All files are mode 0600. A version 1 index (`index-<id>.json`) is read
+ * once and replaced by a snapshot.
+ *
+ * In memory, each file is one short string (see FileIndex), so a million files fit in about
+ * 200 MB.
  */
 import { createHash } from "node:crypto";
-import { mkdir, readFile, readdir, rename } from "node:fs/promises";
-import { writeFileAtomic } from "../atomic-file";
+import { mkdir, open, readdir, readFile, rename, truncate, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { crc32 } from "node:zlib";
+import { writeFileAtomic } from "../atomic-file";
 
-export const INDEX_VERSION = 1;
+export const INDEX_VERSION = 2;
 
 export interface IndexEntry {
   /** Workload that owns the file, for per-workload status. */
   workload: string;
   size: number;
+  /** Stat stamps as the walk gives them (base 36): equal stamps mean an untouched file. */
   mtimeNs: string;
   ctimeNs: string;
   ino: string;
@@ -29,7 +44,7 @@ export interface IndexEntry {
   md5?: string;
   etag?: string;
   partSize?: number;
-  /** ISO time of the upload (or adoption). */
+  /** ISO time of the upload (or adoption), to the second. */
   sentAt: string;
 }
 
@@ -39,95 +54,362 @@ export interface WorkloadSyncState {
   lastError?: string;
 }
 
-export interface DestinationIndex {
-  version: typeof INDEX_VERSION;
-  endpoint: string;
-  bucket: string;
-  /** By object key. */
-  files: Record<string, IndexEntry>;
-  /** Multipart uploads in flight, by object key: aborted on the next start after a crash. */
-  pendingUploads: Record<string, string>;
-  /** Key prefixes already listed in the bucket: listed once, to adopt objects already there. */
-  listedPrefixes: string[];
-  workloads: Record<string, WorkloadSyncState>;
-}
-
 export interface Destination {
   endpoint: string;
   bucket: string;
 }
 
+/** Where the index stands on disk (kept by IndexStore). */
+interface Persisted {
+  generation: number;
+  /** No snapshot of this index's format yet: the next save writes one. */
+  needsSnapshot: boolean;
+  snapshotBytes: number;
+  journalBytes: number;
+  /** The last meta record written, to write it again only when it changed. */
+  metaText: string;
+}
+
+export interface DestinationIndex extends Destination {
+  version: typeof INDEX_VERSION;
+  files: FileIndex;
+  /** Multipart uploads in flight, by object key: aborted on the next start after a crash. */
+  pendingUploads: Record<string, string>;
+  /** Key prefixes already listed in the bucket: listed once, to adopt objects already there. */
+  listedPrefixes: string[];
+  workloads: Record<string, WorkloadSyncState>;
+  persisted: Persisted;
+}
+
+const SEP = " ";
+
+/**
+ * Files by object key. Each entry is packed into one string of about 60 characters (numbers in
+ * base 36, the MD5 in base 64, the workload as a number): a million plain objects with string
+ * fields took over 400 MB. Every change is remembered until the next save, which journals it.
+ */
+export class FileIndex {
+  private readonly packed = new Map<string, string>();
+  private names: string[] = [];
+  private readonly numbers = new Map<string, number>();
+  private readonly totals = new Map<string, { files: number; bytes: number }>();
+  /** Changes since the last save, by key: the new packed entry, or null when removed. */
+  readonly changes = new Map<string, string | null>();
+
+  get size(): number {
+    return this.packed.size;
+  }
+
+  has(key: string): boolean {
+    return this.packed.has(key);
+  }
+
+  get(key: string): IndexEntry | undefined {
+    const value = this.packed.get(key);
+    return value === undefined ? undefined : this.unpack(value);
+  }
+
+  set(key: string, entry: IndexEntry): void {
+    this.remove(key);
+    const value = this.pack(entry);
+    this.packed.set(key, value);
+    this.count(entry.workload, entry.size, 1);
+    this.changes.set(key, value);
+  }
+
+  delete(key: string): boolean {
+    if (!this.remove(key)) return false;
+    this.changes.set(key, null);
+    return true;
+  }
+
+  keys(): IterableIterator<string> {
+    return this.packed.keys();
+  }
+
+  /** True when the entry for `key` has the size and stat stamps of `file`: an untouched file. */
+  hasStat(key: string, file: Pick<IndexEntry, "size" | "mtimeNs" | "ctimeNs" | "ino">): boolean {
+    const value = this.packed.get(key);
+    return (
+      value !== undefined &&
+      value.startsWith(
+        `${file.size.toString(36)}${SEP}${file.mtimeNs}${SEP}${file.ctimeNs}${SEP}${file.ino}${SEP}`,
+      )
+    );
+  }
+
+  /** Each key with the name of its workload (cheaper than entries()). */
+  *keysWithWorkload(): Generator<[string, string]> {
+    for (const [key, value] of this.packed)
+      yield [key, this.names[Number(value.slice(value.lastIndexOf(SEP) + 1))]];
+  }
+
+  *entries(): Generator<[string, IndexEntry]> {
+    for (const [key, value] of this.packed) yield [key, this.unpack(value)];
+  }
+
+  /** Files and bytes per workload, kept up to date as entries change. */
+  workloadTotals(): ReadonlyMap<string, { files: number; bytes: number }> {
+    return this.totals;
+  }
+
+  /** The workload names the packed entries refer to by number. */
+  get workloadNames(): readonly string[] {
+    return this.names;
+  }
+
+  /** For loading: entries as stored, not recorded as changes. */
+  restore(names: string[], key: string, value: string | null): void {
+    if (names.length > this.names.length) {
+      this.names = [...names];
+      names.forEach((name, i) => this.numbers.set(name, i));
+    }
+    this.remove(key);
+    if (value === null) return;
+    this.packed.set(key, value);
+    const [size, , , , , , workload] = value.split(SEP);
+    this.count(this.names[Number(workload)], parseInt(size, 36), 1);
+  }
+
+  /** Packed entries, for a snapshot. */
+  packedEntries(): IterableIterator<[string, string]> {
+    return this.packed.entries();
+  }
+
+  private remove(key: string): boolean {
+    const old = this.packed.get(key);
+    if (old === undefined) return false;
+    const [size, , , , , , workload] = old.split(SEP);
+    this.count(this.names[Number(workload)], parseInt(size, 36), -1);
+    this.packed.delete(key);
+    return true;
+  }
+
+  private count(workload: string, bytes: number, sign: 1 | -1): void {
+    const t = this.totals.get(workload) ?? { files: 0, bytes: 0 };
+    t.files += sign;
+    t.bytes += sign * bytes;
+    if (t.files === 0) this.totals.delete(workload);
+    else this.totals.set(workload, t);
+  }
+
+  private numberOf(workload: string): number {
+    let n = this.numbers.get(workload);
+    if (n === undefined) {
+      n = this.names.length;
+      this.names = [...this.names, workload];
+      this.numbers.set(workload, n);
+    }
+    return n;
+  }
+
+  private pack(e: IndexEntry): string {
+    const content = e.md5
+      ? `m${Buffer.from(e.md5, "hex").toString("base64").replace(/=+$/, "")}`
+      : e.etag && /^[\x21-\x7e]+$/.test(e.etag)
+        ? `e${e.etag}@${(e.partSize ?? 0).toString(36)}`
+        : "-";
+    const sent = Math.floor(Date.parse(e.sentAt) / 1000) || 0;
+    return [
+      e.size.toString(36),
+      e.mtimeNs,
+      e.ctimeNs,
+      e.ino,
+      content,
+      sent.toString(36),
+      this.numberOf(e.workload),
+    ].join(SEP);
+  }
+
+  private unpack(value: string): IndexEntry {
+    const [size, mtimeNs, ctimeNs, ino, content, sent, workload] = value.split(SEP);
+    const entry: IndexEntry = {
+      workload: this.names[Number(workload)],
+      size: parseInt(size, 36),
+      mtimeNs,
+      ctimeNs,
+      ino,
+      sentAt: new Date(parseInt(sent, 36) * 1000).toISOString(),
+    };
+    if (content[0] === "m") entry.md5 = Buffer.from(content.slice(1), "base64").toString("hex");
+    if (content[0] === "e") {
+      const at = content.lastIndexOf("@");
+      entry.etag = content.slice(1, at);
+      entry.partSize = parseInt(content.slice(at + 1), 36);
+    }
+    return entry;
+  }
+}
+
 export function emptyIndex(destination: Destination): DestinationIndex {
   return {
     version: INDEX_VERSION,
-    ...destination,
-    files: {},
+    endpoint: destination.endpoint,
+    bucket: destination.bucket,
+    files: new FileIndex(),
     pendingUploads: {},
     listedPrefixes: [],
     workloads: {},
+    persisted: {
+      generation: 0,
+      needsSnapshot: true,
+      snapshotBytes: 0,
+      journalBytes: 0,
+      metaText: "",
+    },
   };
 }
 
-export function indexFileName(destination: Destination): string {
-  const id = createHash("sha256")
+function indexId(destination: Destination): string {
+  return createHash("sha256")
     .update(`${destination.endpoint}\n${destination.bucket}`)
-    .digest("hex");
-  return `index-${id.slice(0, 20)}.json`;
-}
-
-/** Checks the shape of a parsed index; anything else is treated as torn. */
-function isIndex(value: unknown, destination: Destination): value is DestinationIndex {
-  const v = value as DestinationIndex;
-  return (
-    typeof v === "object" &&
-    v !== null &&
-    v.version === INDEX_VERSION &&
-    v.endpoint === destination.endpoint &&
-    v.bucket === destination.bucket &&
-    typeof v.files === "object" &&
-    typeof v.pendingUploads === "object" &&
-    Array.isArray(v.listedPrefixes) &&
-    typeof v.workloads === "object"
-  );
+    .digest("hex")
+    .slice(0, 20);
 }
 
 export type LoadedIndex =
-  | { state: "found"; index: DestinationIndex }
+  | { state: "found"; index: DestinationIndex; tornRecords?: number }
   | { state: "missing"; index: DestinationIndex }
   | { state: "corrupt"; index: DestinationIndex; setAsideAs: string };
+
+/** A snapshot of the journal is written once the journal is this large and larger than it. */
+const MIN_COMPACT_BYTES = 4 << 20;
 
 export class IndexStore {
   constructor(private readonly stateDir: string) {}
 
+  /** The snapshot's path (the index's name in the state dir). */
   pathOf(destination: Destination): string {
-    return join(this.stateDir, indexFileName(destination));
+    return join(this.stateDir, `index-${indexId(destination)}.snap`);
+  }
+
+  journalPath(destination: Destination, generation: number): string {
+    return join(this.stateDir, `index-${indexId(destination)}.${generation}.log`);
+  }
+
+  /** A version 1 index, read once and replaced. */
+  private legacyPath(destination: Destination): string {
+    return join(this.stateDir, `index-${indexId(destination)}.json`);
   }
 
   async load(destination: Destination): Promise<LoadedIndex> {
     const path = this.pathOf(destination);
+    let snapshot: Buffer;
+    try {
+      snapshot = await readFile(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      return this.loadLegacy(destination);
+    }
+    const index = emptyIndex(destination);
+    const read = readSnapshot(snapshot, index);
+    if (!read) return this.setAside(path, destination);
+    index.persisted.snapshotBytes = snapshot.length;
+    await this.removeStaleJournals(destination, index.persisted.generation);
+    const journal = this.journalPath(destination, index.persisted.generation);
+    let log: Buffer;
+    try {
+      log = await readFile(journal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      log = Buffer.alloc(0);
+    }
+    const replay = replayJournal(log, index);
+    index.persisted.journalBytes = replay.goodBytes;
+    if (replay.goodBytes < log.length) await truncate(journal, replay.goodBytes);
+    index.persisted.metaText = metaText(index);
+    return replay.goodBytes < log.length
+      ? { state: "found", index, tornRecords: replay.tornRecords }
+      : { state: "found", index };
+  }
+
+  private async loadLegacy(destination: Destination): Promise<LoadedIndex> {
+    const path = this.legacyPath(destination);
     let text: string;
     try {
       text = await readFile(path, "utf8");
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT")
         return { state: "missing", index: emptyIndex(destination) };
-      }
       throw err;
     }
-    try {
-      const parsed: unknown = JSON.parse(text);
-      if (isIndex(parsed, destination)) return { state: "found", index: parsed };
-    } catch {
-      // fall through: torn or foreign content
-    }
+    const index = fromLegacy(text, destination);
+    if (!index) return this.setAside(path, destination);
+    return { state: "found", index };
+  }
+
+  private async setAside(path: string, destination: Destination): Promise<LoadedIndex> {
     const setAsideAs = `${path}.corrupt`;
     await rename(path, setAsideAs);
     return { state: "corrupt", index: emptyIndex(destination), setAsideAs };
   }
 
+  private async removeStaleJournals(destination: Destination, generation: number): Promise<void> {
+    const prefix = `index-${indexId(destination)}.`;
+    const current = this.journalPath(destination, generation).split("/").pop();
+    for (const name of await readdir(this.stateDir))
+      if (name.startsWith(prefix) && name.endsWith(".log") && name !== current)
+        await unlink(join(this.stateDir, name)).catch(() => undefined);
+  }
+
+  /**
+   * Writes what changed since the last save: journal records, or a new snapshot when one is due.
+   * A failed save leaves the changes to the next one.
+   */
   async save(index: DestinationIndex): Promise<void> {
     await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.pathOf(index), JSON.stringify(index));
+    const p = index.persisted;
+    if (p.needsSnapshot || (p.journalBytes > MIN_COMPACT_BYTES && p.journalBytes > p.snapshotBytes))
+      return this.compact(index);
+    const lines: string[] = [];
+    const meta = metaText(index);
+    if (meta !== p.metaText) lines.push(record("M", meta));
+    for (const [key, value] of index.files.changes)
+      lines.push(value === null ? record("D", JSON.stringify(key)) : fileRecord(key, value));
+    if (!lines.length) return;
+    const data = lines.join("");
+    const path = this.journalPath(index, p.generation);
+    const file = await open(path, "a", 0o600);
+    try {
+      await file.write(data);
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
+    if (p.journalBytes === 0) await syncDirectory(this.stateDir);
+    p.journalBytes += Buffer.byteLength(data);
+    p.metaText = meta;
+    index.files.changes.clear();
+  }
+
+  /** A new snapshot of the whole index, then the next generation's (empty) journal. */
+  private async compact(index: DestinationIndex): Promise<void> {
+    const p = index.persisted;
+    const generation = p.generation + 1;
+    const meta = metaText(index);
+    let bytes = 0;
+    const lines = function* (): Generator<string> {
+      for (const line of [record("H", headerText(index, generation)), record("M", meta)]) {
+        bytes += Buffer.byteLength(line);
+        yield line;
+      }
+      for (const [key, value] of index.files.packedEntries()) {
+        const line = fileRecord(key, value);
+        bytes += Buffer.byteLength(line);
+        yield line;
+      }
+    };
+    index.files.changes.clear();
+    await writeFileAtomic(this.pathOf(index), lines());
+    await unlink(this.journalPath(index, p.generation)).catch(() => undefined);
+    await unlink(this.legacyPath(index)).catch(() => undefined);
+    Object.assign(p, {
+      generation,
+      needsSnapshot: false,
+      snapshotBytes: bytes,
+      journalBytes: 0,
+      metaText: meta,
+    });
   }
 
   /** Every index in the state directory (for `status`). */
@@ -139,16 +421,229 @@ export class IndexStore {
       return [];
     }
     const indexes: DestinationIndex[] = [];
-    for (const name of names.filter(n => /^index-[0-9a-f]+\.json$/.test(n))) {
-      try {
-        const parsed = JSON.parse(
-          await readFile(join(this.stateDir, name), "utf8"),
-        ) as DestinationIndex;
-        if (parsed.version === INDEX_VERSION) indexes.push(parsed);
-      } catch {
-        // a torn index is reported by load(), not here
-      }
+    for (const name of names.filter(n => /^index-[0-9a-f]+\.(snap|json)$/.test(n))) {
+      const destination = await destinationOf(join(this.stateDir, name)).catch(() => undefined);
+      if (!destination) continue; // a torn index is reported by load(), not here
+      if (name.endsWith(".json") && names.includes(name.replace(/json$/, "snap"))) continue;
+      const loaded = await this.load(destination).catch(() => undefined);
+      if (loaded?.state === "found") indexes.push(loaded.index);
     }
     return indexes;
   }
+}
+
+/** One line: the CRC-32 of the record (8 hex digits), the record, a newline. */
+function record(type: string, payload: string): string {
+  const body = type + payload;
+  return `${crc32(body).toString(16).padStart(8, "0")}${body}\n`;
+}
+
+const fileRecord = (key: string, value: string) => record("F", `${JSON.stringify(key)}\t${value}`);
+
+function metaText(index: DestinationIndex): string {
+  return JSON.stringify({
+    names: index.files.workloadNames,
+    pendingUploads: index.pendingUploads,
+    listedPrefixes: index.listedPrefixes,
+    workloads: index.workloads,
+  });
+}
+
+function headerText(index: DestinationIndex, generation: number): string {
+  return JSON.stringify({
+    version: INDEX_VERSION,
+    endpoint: index.endpoint,
+    bucket: index.bucket,
+    generation,
+  });
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+interface Line {
+  type: string;
+  /** The payload's bytes are buf[start, end). */
+  start: number;
+  end: number;
+}
+
+/** The lines of `buf` whose CRC matches, up to the first that does not (or lacks its newline). */
+function* lines(buf: Buffer): Generator<Line & { next: number }> {
+  let at = 0;
+  while (at < buf.length) {
+    const newline = buf.indexOf(10, at);
+    if (newline < 0 || newline - at < 9) return;
+    const crc = parseInt(buf.toString("latin1", at, at + 8), 16);
+    if (crc32(buf.subarray(at + 8, newline)) !== crc) return;
+    yield {
+      type: String.fromCharCode(buf[at + 8]),
+      start: at + 9,
+      end: newline,
+      next: newline + 1,
+    };
+    at = newline + 1;
+  }
+}
+
+/** Applies one record to the index; false for a record that has no place here. */
+function apply(buf: Buffer, line: Line, index: DestinationIndex, names: string[]): boolean {
+  if (line.type === "M") {
+    const meta = JSON.parse(buf.toString("utf8", line.start, line.end)) as {
+      names: string[];
+      pendingUploads: Record<string, string>;
+      listedPrefixes: string[];
+      workloads: Record<string, WorkloadSyncState>;
+    };
+    names.splice(0, names.length, ...meta.names);
+    Object.assign(index, {
+      pendingUploads: meta.pendingUploads,
+      listedPrefixes: meta.listedPrefixes,
+      workloads: meta.workloads,
+    });
+    return true;
+  }
+  if (line.type === "F") {
+    const tab = buf.indexOf(9, line.start);
+    if (tab < 0 || tab > line.end) return false;
+    index.files.restore(
+      names,
+      keyOf(buf, line.start, tab),
+      buf.toString("latin1", tab + 1, line.end),
+    );
+    return true;
+  }
+  if (line.type === "D") {
+    index.files.restore(names, keyOf(buf, line.start, line.end), null);
+    return true;
+  }
+  return false;
+}
+
+/** A JSON string's value; most keys have no escapes and are cut out as they are. */
+function keyOf(buf: Buffer, start: number, end: number): string {
+  const slice = buf.subarray(start + 1, end - 1);
+  return slice.includes(92)
+    ? (JSON.parse(buf.toString("utf8", start, end)) as string)
+    : slice.toString("utf8");
+}
+
+/** Reads a snapshot into `index`; false when it is torn or not this destination's. */
+function readSnapshot(buf: Buffer, index: DestinationIndex): boolean {
+  const names: string[] = [];
+  let first = true;
+  let end = 0;
+  try {
+    for (const line of lines(buf)) {
+      if (first) {
+        const header = JSON.parse(buf.toString("utf8", line.start, line.end)) as Record<
+          string,
+          unknown
+        >;
+        if (
+          line.type !== "H" ||
+          header.version !== INDEX_VERSION ||
+          header.endpoint !== index.endpoint ||
+          header.bucket !== index.bucket
+        )
+          return false;
+        index.persisted.generation = Number(header.generation);
+        first = false;
+      } else if (!apply(buf, line, index, names)) return false;
+      end = line.next;
+    }
+  } catch {
+    return false;
+  }
+  index.persisted.needsSnapshot = false;
+  return !first && end === buf.length;
+}
+
+/** Replays a journal over the snapshot; stops at the first torn record. */
+function replayJournal(
+  buf: Buffer,
+  index: DestinationIndex,
+): { goodBytes: number; tornRecords: number } {
+  const names = [...index.files.workloadNames];
+  let goodBytes = 0;
+  for (const line of lines(buf)) {
+    try {
+      if (!apply(buf, line, index, names)) break;
+    } catch {
+      break;
+    }
+    goodBytes = line.next;
+  }
+  const rest = buf.subarray(goodBytes);
+  return {
+    goodBytes,
+    tornRecords: rest.length ? rest.toString("latin1").split("\n").filter(Boolean).length : 0,
+  };
+}
+
+/** A version 1 index (one JSON document), as this version's index; undefined when torn. */
+function fromLegacy(text: string, destination: Destination): DestinationIndex | undefined {
+  interface V1 {
+    version: 1;
+    endpoint: string;
+    bucket: string;
+    files: Record<string, IndexEntry>;
+    pendingUploads: Record<string, string>;
+    listedPrefixes: string[];
+    workloads: Record<string, WorkloadSyncState>;
+  }
+  let v: V1;
+  try {
+    v = JSON.parse(text) as V1;
+  } catch {
+    return undefined;
+  }
+  if (
+    typeof v !== "object" ||
+    v === null ||
+    v.version !== 1 ||
+    v.endpoint !== destination.endpoint ||
+    v.bucket !== destination.bucket ||
+    typeof v.files !== "object" ||
+    typeof v.pendingUploads !== "object" ||
+    !Array.isArray(v.listedPrefixes) ||
+    typeof v.workloads !== "object"
+  )
+    return undefined;
+  const index = emptyIndex(destination);
+  const base36 = (decimal: string) =>
+    /^\d+$/.test(decimal) ? BigInt(decimal).toString(36) : decimal;
+  for (const [key, e] of Object.entries(v.files))
+    index.files.set(key, {
+      ...e,
+      mtimeNs: base36(e.mtimeNs),
+      ctimeNs: base36(e.ctimeNs),
+      ino: base36(e.ino),
+    });
+  Object.assign(index, {
+    pendingUploads: v.pendingUploads,
+    listedPrefixes: v.listedPrefixes,
+    workloads: v.workloads,
+  });
+  return index;
+}
+
+/** The destination an index file names in its first line (snapshot) or its fields (version 1). */
+async function destinationOf(path: string): Promise<Destination | undefined> {
+  const buf = await readFile(path);
+  if (path.endsWith(".json")) {
+    const v = JSON.parse(buf.toString("utf8")) as Destination;
+    return { endpoint: v.endpoint, bucket: v.bucket };
+  }
+  for (const line of lines(buf)) {
+    const header = JSON.parse(buf.toString("utf8", line.start, line.end)) as Destination;
+    return { endpoint: header.endpoint, bucket: header.bucket };
+  }
+  return undefined;
 }

@@ -15,12 +15,12 @@ test("a failed index save does not stop later saves, and the change is saved the
     async load(d: Destination) {
       return { state: "missing" as const, index: emptyIndex(d) };
     },
-    async save(index: { files: Record<string, unknown> }) {
+    async save(index: { files: { size: number } }) {
       if (failNext) {
         failNext = false;
         throw new Error("ENOSPC: no space left on device");
       }
-      saved.push(Object.keys(index.files).length);
+      saved.push(index.files.size);
     },
   } as unknown as IndexStore;
   const sync = new DestinationSync(
@@ -38,15 +38,15 @@ test("a failed index save does not stop later saves, and the change is saved the
     quiet,
   );
   await sync.open();
-  sync.state.files["k"] = {
+  sync.state.files.set("k", {
     workload: "w",
     size: 1,
     mtimeNs: "1",
     ctimeNs: "1",
     ino: "1",
-    md5: "m",
-    sentAt: "t",
-  };
+    md5: "0123456789abcdef0123456789abcdef",
+    sentAt: "2026-01-01T00:00:00Z",
+  });
   (sync as unknown as { dirty: boolean }).dirty = true;
   try {
     await sync.persist();

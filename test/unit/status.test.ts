@@ -10,13 +10,15 @@ const entry = (workload: string, size: number): IndexEntry => ({
   mtimeNs: "1",
   ctimeNs: "1",
   ino: "1",
-  md5: "m",
-  sentAt: "t",
+  md5: "0123456789abcdef0123456789abcdef",
+  sentAt: "2026-01-01T00:00:00Z",
 });
 
 test("totals per workload and overall, latest times, no error", () => {
   const index = emptyIndex({ endpoint: "http://s3", bucket: "b" });
-  index.files = { "a/1": entry("a", 10), "a/2": entry("a", 5), "b/1": entry("b", 1) };
+  index.files.set("a/1", entry("a", 10));
+  index.files.set("a/2", entry("a", 5));
+  index.files.set("b/1", entry("b", 1));
   index.workloads = {
     a: { lastSyncTime: "2026-01-01T00:00:02Z", lastUploadTime: "2026-01-01T00:00:01Z" },
     b: { lastSyncTime: "2026-01-01T00:00:03Z", lastError: "AccessDenied" },
