@@ -17,15 +17,23 @@ import {
   DestinationSync,
   describeError,
   type Logger,
+  type Changes,
   type PassReport,
   type SyncSettings,
 } from "./sync/engine";
 import { IndexStore } from "./sync/index-store";
+import { ChangeWatcher } from "./sync/watcher";
 
 export interface AgentSettings extends SyncSettings {
   stateDir: string;
   /** Overrides the config's syncIntervalSeconds when set. */
   intervalSeconds?: number;
+  /** `run` follows file events (inotify); a full scan every rescanSeconds is the safety net. */
+  events: boolean;
+  rescanSeconds: number;
+  maxWatches: number;
+  /** After the first event, wait this long for more before a pass (a burst of writes is one pass). */
+  eventDelayMs: number;
   configPollSeconds: number;
   /** An idle device's status (only lastSyncTime moves) is patched this often. */
   statusHeartbeatSeconds: number;
@@ -61,6 +69,10 @@ export class Agent {
   private lastReport?: { at: number; text: string };
   private lastSkipped = "[]";
   private readonly store: IndexStore;
+  /** Set while `run` follows file events. */
+  private watcher?: ChangeWatcher;
+  /** The last status patch failed: try again after the interval, even with nothing to send. */
+  private reportFailed = false;
 
   constructor(
     private readonly settings: AgentSettings,
@@ -125,8 +137,11 @@ export class Agent {
     return this.settings.intervalSeconds ?? config?.syncIntervalSeconds ?? 15;
   }
 
-  /** One pass with the current config; `signal` stops it early (in-flight uploads are aborted). */
-  async syncOnce(signal?: AbortSignal): Promise<PassOutcome> {
+  /**
+   * One pass with the current config: a full scan, or with `changes` a look at what change events
+   * named. `signal` stops it early (in-flight uploads are aborted).
+   */
+  async syncOnce(signal?: AbortSignal, changes?: Changes): Promise<PassOutcome> {
     await this.reporting?.tokenRenewal?.renewIfDue();
     await this.refreshConfig();
     const config = this.config.current;
@@ -145,8 +160,14 @@ export class Agent {
       return { state: "failed", reason };
     }
     let report: PassReport;
+    const watcher = this.watcher;
     try {
-      report = await sync.pass(config.workloads, signal);
+      if (!changes) watcher?.scanStarted();
+      report = await sync.pass(config.workloads, signal, {
+        changes,
+        onDirectory: watcher && ((id, dir) => watcher.directory(id, dir)),
+      });
+      if (!changes) watcher?.scanFinished(!report.aborted && !report.walkProblems.length);
     } catch (err) {
       const reason = `sync pass failed: ${describeError(err)}`;
       await this.report(sync, undefined, reason);
@@ -157,9 +178,13 @@ export class Agent {
     this.logSkipped(report);
     for (const failure of report.failures.slice(0, 20))
       this.log.warn("upload failed; will retry", failure);
-    const level = report.filesSent || report.failures.length || report.adopted ? "info" : "debug";
+    const level =
+      report.filesSent || report.failures.length || report.adopted || report.pruned
+        ? "info"
+        : "debug";
     this.log[level]("sync pass done", {
       bucket: config.storage.bucket,
+      kind: changes ? "events" : "scan",
       seen: report.filesSeen,
       sent: report.filesSent,
       bytes: report.bytesSent,
@@ -168,6 +193,7 @@ export class Agent {
       changedDuringUpload: report.changedDuringUpload,
       failed: report.failures.length,
       skipped: report.skipped.length,
+      pruned: report.pruned,
       listed: report.listedPrefixes,
     });
     await this.report(sync, report);
@@ -195,7 +221,10 @@ export class Agent {
   ): Promise<void> {
     if (!this.reporting) return;
     const index = sync?.state;
-    const status = index ? buildDataUploadStatus(index, report, problem) : { lastError: problem };
+    const status = {
+      ...(index ? buildDataUploadStatus(index, report, problem) : { lastError: problem }),
+      ...(this.changeDetection ? { changeDetection: this.changeDetection } : {}),
+    };
     const text = JSON.stringify({ ...status, lastSyncTime: undefined });
     if (
       this.lastReport &&
@@ -206,20 +235,42 @@ export class Agent {
     try {
       await this.reporting.api.patchDeviceStatus(this.reporting.device, { dataUpload: status });
       this.lastReport = { at: Date.now(), text };
+      this.reportFailed = false;
     } catch (err) {
+      this.reportFailed = true;
       this.log.warn("cannot report status", { error: (err as Error).message });
     }
   }
 
-  /** Runs until `signal` aborts. */
+  /** How `run` notices new files, for status: "events", or "interval" and why. */
+  private get changeDetection(): string | undefined {
+    if (!this.watcher) return this.settings.events ? undefined : "interval (events turned off)";
+    return this.watcher.unavailable ? `interval (${this.watcher.unavailable})` : "events";
+  }
+
+  /**
+   * Runs until `signal` aborts. With events, a pass looks only at what changed, soon after it
+   * changed, and a full scan runs at start, every rescanSeconds, after failures, and whenever
+   * events were lost. Without them (turned off, or unavailable), a full scan every interval.
+   */
   async run(signal: AbortSignal): Promise<void> {
+    const watcher = this.settings.events
+      ? new ChangeWatcher({ maxWatches: this.settings.maxWatches, maxPending: 100_000 })
+      : undefined;
+    this.watcher = watcher;
     let failures = 0;
     let lastWaiting = "";
+    let nextScan = 0;
+    let announced = "";
     while (!signal.aborted) {
-      const outcome = await this.syncOnce(signal);
+      const full = !watcher || !!watcher.unavailable || watcher.needsScan || Date.now() >= nextScan;
+      const changes = watcher?.take();
+      const outcome = await this.syncOnce(signal, full ? undefined : changes);
       if (signal.aborted) break;
+      announced = this.announceDetection(announced);
       let wait = this.intervalSeconds(this.config.current) * 1000;
-      if (outcome.state === "failed") {
+      const failed = outcome.state === "failed";
+      if (failed) {
         failures++;
         wait =
           Math.min(300_000, wait * 2 ** Math.min(failures - 1, 5)) * (0.8 + Math.random() * 0.4);
@@ -233,15 +284,48 @@ export class Agent {
       if (outcome.state === "waiting" && outcome.reason !== lastWaiting)
         this.log.info("waiting", { reason: outcome.reason });
       lastWaiting = outcome.state === "waiting" ? outcome.reason : "";
-      // Wait, following the config meanwhile: a new config starts a pass at once.
-      const end = Date.now() + wait;
-      const pollMs = this.settings.configPollSeconds * 1000;
-      while (!signal.aborted && Date.now() < end) {
-        const changed = await this.config.nextChange(end - Date.now(), pollMs, signal);
-        if (!signal.aborted && changed && (await this.refreshConfig())) break;
-      }
+      const eventsOn = !!watcher && !watcher.unavailable;
+      const retry = failed || (outcome.state === "synced" && needsRetry(outcome.report));
+      if (!eventsOn || retry) nextScan = Math.min(full ? Infinity : nextScan, Date.now() + wait);
+      else if (full) nextScan = Date.now() + this.settings.rescanSeconds * 1000;
+      // A pass with no changes is cheap, and reports: so a failed status patch is retried.
+      const until = this.reportFailed ? Math.min(nextScan, Date.now() + wait) : nextScan;
+      if ((await this.waitForWork(until, signal)) === "config") nextScan = 0;
     }
+    watcher?.close();
     await this.close();
+  }
+
+  /** Logs once how new files are noticed, and again when that changes. */
+  private announceDetection(announced: string): string {
+    const now = this.changeDetection ?? "";
+    if (now === announced) return announced;
+    if (now === "events")
+      this.log.info("following file events; a full scan runs as a safety net", {
+        rescanSeconds: this.settings.rescanSeconds,
+        watches: this.watcher?.watchCount,
+      });
+    else this.log.warn("file events are not used: scanning every interval", { why: now });
+    return now;
+  }
+
+  /** Waits until `until`, a config change (then a full scan), or file events (after a short delay). */
+  private async waitForWork(until: number, signal: AbortSignal): Promise<"config" | "other"> {
+    const pollMs = this.settings.configPollSeconds * 1000;
+    const watcher = this.watcher;
+    while (!signal.aborted && Date.now() < until) {
+      if (watcher && (watcher.hasPending || watcher.needsScan)) {
+        await new Promise(resolve => setTimeout(resolve, this.settings.eventDelayMs));
+        return "other";
+      }
+      const wake = new AbortController();
+      if (watcher) watcher.onChange = () => wake.abort();
+      const ms = Math.min(until - Date.now(), 2 ** 31 - 1);
+      const changed = await this.config.nextChange(ms, pollMs, signal, wake.signal);
+      if (watcher) watcher.onChange = undefined;
+      if (!signal.aborted && changed && (await this.refreshConfig())) return "config";
+    }
+    return "other";
   }
 
   /** True when a stop cut a multipart upload short (the next start looks for it to abort). */
@@ -255,3 +339,7 @@ export class Agent {
     this.open = undefined;
   }
 }
+
+/** A pass whose files did not all get through is followed by a full scan after the interval. */
+const needsRetry = (r: PassReport) =>
+  r.failures.length > 0 || r.changedDuringUpload > 0 || r.walkProblems.length > 0;

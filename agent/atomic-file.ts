@@ -17,8 +17,9 @@ export async function writeFileAtomic(
   try {
     const file = await open(temp, "w", 0o600);
     try {
+      // writeFile writes all of it (one write() may write only part, as on a filling disk).
       if (typeof data === "string") await file.writeFile(data);
-      else for (const chunk of batches(data)) await file.write(chunk);
+      else for (const chunk of batches(data)) await file.writeFile(chunk);
       await file.sync();
     } finally {
       await file.close();

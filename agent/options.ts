@@ -21,7 +21,12 @@ Config source (one of):
 Options:
   --volumes-dir DIR    workload volumes (default /var/local/yggdrasil/device/volumes)
   --state-dir DIR      index and state files (default /var/lib/flotta-agent)
-  --interval SECONDS   sync interval (default: the config's syncIntervalSeconds, 15)
+  --interval SECONDS   sync interval (default: the config's syncIntervalSeconds, 15); with file
+                       events, failed files are retried after it
+  --rescan SECONDS     with file events, a full scan this often as a safety net (default 600)
+  --no-events          do not follow file events: a full scan every interval
+  --max-watches N      directories watched at most; past it, a full scan every interval
+                       (default 50000)
   --concurrency N      files uploaded at once (default 8)
   --part-size MIB      multipart part size in MiB, at least 5 (default 8)
   --queue-size N       parts of one file in flight (default 4)
@@ -45,6 +50,9 @@ export interface AgentOptions {
   volumesDir: string;
   stateDir: string;
   intervalSeconds?: number;
+  events: boolean;
+  rescanSeconds: number;
+  maxWatches: number;
   concurrency: number;
   partSizeBytes: number;
   queueSize: number;
@@ -94,6 +102,9 @@ export function parseOptions(argv: string[]): ParsedOptions {
         "volumes-dir": { type: "string" },
         "state-dir": { type: "string" },
         interval: { type: "string" },
+        rescan: { type: "string" },
+        "no-events": { type: "boolean" },
+        "max-watches": { type: "string" },
         concurrency: { type: "string" },
         "part-size": { type: "string" },
         "queue-size": { type: "string" },
@@ -132,6 +143,8 @@ export function parseOptions(argv: string[]): ParsedOptions {
   const options = defaults(command);
   const numbers: [keyof AgentOptions, string, number, number, number][] = [
     ["intervalSeconds", "interval", 1, 86400, 1],
+    ["rescanSeconds", "rescan", 1, 86400, 1],
+    ["maxWatches", "max-watches", 1, 1_000_000, 1],
     ["concurrency", "concurrency", 1, 256, 1],
     ["partSizeBytes", "part-size", 5, 5120, MiB],
     ["queueSize", "queue-size", 1, 64, 1],
@@ -159,6 +172,7 @@ export function parseOptions(argv: string[]): ParsedOptions {
     }
     options.logLevel = values["log-level"] as LogLevel;
   }
+  if (values["no-events"]) options.events = false;
   if (values["volumes-dir"]) options.volumesDir = values["volumes-dir"];
   if (values["state-dir"]) options.stateDir = values["state-dir"];
 
@@ -191,6 +205,9 @@ function defaults(command: Command): AgentOptions {
     command,
     volumesDir: "/var/local/yggdrasil/device/volumes",
     stateDir: "/var/lib/flotta-agent",
+    events: true,
+    rescanSeconds: 600,
+    maxWatches: 50_000,
     concurrency: 8,
     partSizeBytes: 8 * MiB,
     queueSize: 4,

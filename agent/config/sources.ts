@@ -26,23 +26,23 @@ export interface ConfigSource {
   read(): Promise<ConfigRead>;
   /**
    * Waits up to `ms` for a sign that the config changed: true means "read again". Without it,
-   * the holder polls.
+   * the holder polls. `signal` ends the source's work for good; `wake` only ends this wait.
    */
-  nextChange?(ms: number, signal: AbortSignal): Promise<boolean>;
+  nextChange?(ms: number, signal: AbortSignal, wake?: AbortSignal): Promise<boolean>;
 }
 
 /** Where the watch of the config Secret is refused, it is read this often. */
 export const SLOW_POLL_MS = 60_000;
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(ms: number, ...signals: (AbortSignal | undefined)[]): Promise<void> {
   return new Promise(resolve => {
     const timer = setTimeout(done, Math.max(0, ms));
     function done() {
       clearTimeout(timer);
-      signal.removeEventListener("abort", done);
+      for (const signal of signals) signal?.removeEventListener("abort", done);
       resolve();
     }
-    signal.addEventListener("abort", done, { once: true });
+    for (const signal of signals) signal?.addEventListener("abort", done, { once: true });
   });
 }
 
@@ -101,14 +101,14 @@ export class SecretConfigSource implements ConfigSource {
     private readonly onWatchRefused: (reason: string) => void = () => undefined,
   ) {}
 
-  async nextChange(ms: number, signal: AbortSignal): Promise<boolean> {
+  async nextChange(ms: number, signal: AbortSignal, wake?: AbortSignal): Promise<boolean> {
     if (!this.watching) {
       this.watching = true;
       void this.watchLoop(signal);
     }
     if (this.refused) {
-      await sleep(Math.min(ms, SLOW_POLL_MS), signal);
-      return ms >= SLOW_POLL_MS;
+      await sleep(Math.min(ms, SLOW_POLL_MS), signal, wake);
+      return ms >= SLOW_POLL_MS && !wake?.aborted;
     }
     if (this.pending) {
       this.pending = false;
@@ -122,6 +122,7 @@ export class SecretConfigSource implements ConfigSource {
       const finish = (changed: boolean) => {
         clearTimeout(timer);
         signal.removeEventListener("abort", aborted);
+        wake?.removeEventListener("abort", aborted);
         this.wake = undefined;
         this.pending = false;
         resolve(changed);
@@ -132,6 +133,8 @@ export class SecretConfigSource implements ConfigSource {
         missingPoll ? MISSING_POLL_MS : ms,
       );
       signal.addEventListener("abort", aborted, { once: true });
+      wake?.addEventListener("abort", aborted, { once: true });
+      if (wake?.aborted) aborted();
       this.wake = () => finish(true);
     });
   }
@@ -237,10 +240,18 @@ export class ConfigHolder {
     return this.lastProblem || undefined;
   }
 
-  /** Waits up to `ms` for the config to change; true: refresh now. Polls every `pollMs` by default. */
-  nextChange(ms: number, pollMs: number, signal: AbortSignal): Promise<boolean> {
-    if (this.source.nextChange) return this.source.nextChange(ms, signal);
-    return sleep(Math.min(ms, pollMs), signal).then(() => true);
+  /**
+   * Waits up to `ms` for the config to change; true: refresh now. Polls every `pollMs` by default.
+   * `wake` ends the wait early (files changed), with false.
+   */
+  nextChange(
+    ms: number,
+    pollMs: number,
+    signal: AbortSignal,
+    wake?: AbortSignal,
+  ): Promise<boolean> {
+    if (this.source.nextChange) return this.source.nextChange(ms, signal, wake);
+    return sleep(Math.min(ms, pollMs), signal, wake).then(() => !wake?.aborted);
   }
 
   async refresh(): Promise<ConfigUpdate> {

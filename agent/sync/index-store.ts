@@ -68,6 +68,8 @@ interface Persisted {
   journalBytes: number;
   /** The last meta record written, to write it again only when it changed. */
   metaText: string;
+  /** An append failed and may have left part of a record after journalBytes. */
+  journalTorn?: boolean;
 }
 
 export interface DestinationIndex extends Destination {
@@ -369,10 +371,24 @@ export class IndexStore {
     if (!lines.length) return;
     const data = lines.join("");
     const path = this.journalPath(index, p.generation);
+    // A failed append may have left part of a record: cut back to the last whole one first, or
+    // every record after it would be lost at the next load.
+    if (p.journalTorn) {
+      await truncate(path, p.journalBytes).catch(err => {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      });
+      p.journalTorn = false;
+    }
     const file = await open(path, "a", 0o600);
     try {
-      await file.write(data);
+      await file.writeFile(data);
       await file.datasync();
+    } catch (err) {
+      p.journalTorn = true;
+      await truncate(path, p.journalBytes)
+        .then(() => (p.journalTorn = false))
+        .catch(() => undefined);
+      throw err;
     } finally {
       await file.close();
     }

@@ -74,6 +74,11 @@ export type StatusEnum = "False" | "True" | "Unknown";
  */
 export interface DataUpload {
   bytesSent?: number;
+  /**
+   * How the agent notices new files: events (inotify, with a full scan as a safety net), or
+   * interval and why events are not used.
+   */
+  changeDetection?: string;
   destination?: string;
   filesSent?: number;
   lastError?: string;

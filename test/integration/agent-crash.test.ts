@@ -21,6 +21,7 @@ import {
 } from "node:fs/promises";
 import { createS3Client } from "../../agent/s3/client";
 import { describeError } from "../../agent/sync/engine";
+import { IndexStore } from "../../agent/sync/index-store";
 import { RateLimiter } from "../../agent/sync/rate-limit";
 import { transferFile } from "../../agent/sync/transfer";
 import { toLocalFile } from "../../agent/sync/walk";
@@ -57,6 +58,7 @@ const device = (stateDir = state()) => [
   "--part-size",
   "5",
 ];
+const destination = () => ({ endpoint: storageFor(bucket).endpoint, bucket });
 const syncOnce = (stateDir = state()) => runAgent(["sync", "--once", ...device(stateDir)]);
 
 async function assertBucketIsSource(): Promise<void> {
@@ -144,7 +146,7 @@ test(`SIGKILL at random moments, ${ROUNDS} rounds of 200 files: the bucket is ex
 test("a torn, zero-length or truncated index: the next run adopts what the bucket holds, sends nothing", async () => {
   await writeTree(source(), { "a.txt": "a", "b.bin": randomBytes(7 * MiB), "c/d.txt": "d" });
   assert.is((await syncOnce()).status, 0);
-  const [index] = (await readdir(state())).filter(n => n.startsWith("index-"));
+  const [index] = (await readdir(state())).filter(n => /^index-.*\.snap$/.test(n));
   const path = join(state(), index);
   const whole = await readFile(path);
   const damages: [string, () => Promise<void>][] = [
@@ -225,10 +227,12 @@ test("a full state dir: uploads go on, the index is never torn, no temp files pi
     for (let pass = 0; pass < 2; pass++) {
       const run = await syncOnce(full);
       assert.match(run.stderr, /could not save the index; uploads go on.*ENOSPC/);
-      for (const name of await readdir(full)) {
+      for (const name of await readdir(full))
         assert.not.match(name, /\.tmp$/, "a temp file was left behind");
-        if (name.startsWith("index-")) JSON.parse(await readFile(join(full, name), "utf8"));
-      }
+      // The snapshot is whole and the journal ends on a whole record.
+      const loaded = await new IndexStore(full).load(destination());
+      assert.is(loaded.state, "found");
+      assert.is(loaded.state === "found" && loaded.tornRecords, undefined, "a torn journal");
     }
     await assertBucketIsSource();
   } finally {
