@@ -11,7 +11,7 @@ import type { DeviceConfig, Storage } from "./config/device-config";
 import type { ConfigHolder } from "./config/sources";
 import type { DeviceApi, DeviceRef } from "./kube/client";
 import { registerSecret } from "./log";
-import { createS3Client } from "./s3/client";
+import { connectS3 } from "./s3/client";
 import { buildDataUploadStatus } from "./status";
 import {
   DestinationSync,
@@ -112,11 +112,12 @@ export class Agent {
     if (this.open?.identity === identity) return this.open.sync;
     this.open?.client.destroy();
     this.open = undefined;
-    const client = createS3Client(storage, {
+    const connection = connectS3(storage, {
       maxSockets: this.settings.concurrency * (this.settings.queueSize + 1),
     });
+    const { client } = connection;
     const sync = new DestinationSync(
-      client,
+      connection,
       { endpoint: storage.endpoint, bucket: storage.bucket },
       this.store,
       this.settings,

@@ -109,6 +109,8 @@ start_controller_manager() {
 }
 
 # start_s3 NAME PORT [TLS flags]: one versitygw gateway; both share the same data directory.
+# With --keep-alive, as S3 and the usual S3 servers do: versitygw otherwise answers every request
+# with "Connection: close", and each client pays a TCP (and TLS) handshake per request.
 start_s3() {
   local name=$1 port=$2; shift 2
   running "$name" && return 0
@@ -117,7 +119,7 @@ start_s3() {
   say "starting versitygw $VERSITYGW_VERSION ($name) on 127.0.0.1:$port"
   ROOT_ACCESS_KEY="$S3_ACCESS_KEY" ROOT_SECRET_KEY="$S3_SECRET_KEY" \
     start_bg "$name" "$BIN_DIR/versitygw-$VERSITYGW_VERSION" --port "127.0.0.1:$port" --region "$S3_REGION" \
-    --quiet --access-log "$LOG_DIR/$name-access.log" "$@" \
+    --quiet --keep-alive --access-log "$LOG_DIR/$name-access.log" "$@" \
     posix --sidecar "$RUN_DIR/s3/meta" "$RUN_DIR/s3/data"
 }
 

@@ -9,10 +9,11 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from "@aws-sdk/client-s3";
-import type { FileHandle } from "node:fs/promises";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { WorkloadPaths } from "../config/device-config";
-import { openFile } from "./confined";
+import type { S3Connection } from "../s3/client";
+import { openFile, readSmallFile } from "./confined";
 import {
   bareEtag,
   decide,
@@ -23,16 +24,23 @@ import {
   type Content,
   type RemoteObject,
 } from "./compare";
-import { hashFile } from "./hash";
+import { hashBuffer, hashFile, type FileHashes } from "./hash";
 import type { DestinationIndex, IndexStore } from "./index-store";
 import type { PathBytes } from "./confined";
 import { targetPrefix } from "./keys";
 import type { RateLimiter } from "./rate-limit";
 import { Semaphore, TaskPool } from "./semaphore";
-import { fstatFile, partSizeFor, transferFile } from "./transfer";
+import {
+  partSizeFor,
+  putBuffer,
+  transferFile,
+  type TransferOptions,
+  type TransferResult,
+} from "./transfer";
 import {
   lookAt,
   nameToKey,
+  toLocalFile,
   walkFiles,
   type LocalFile,
   type WalkedDirectory,
@@ -147,14 +155,17 @@ export class DestinationSync {
   private readonly inFlight = new Set<string>();
   /** Why the index cannot be saved right now (state dir full or read-only), if it cannot. */
   stateProblem?: string;
+  private readonly client: S3Client;
 
   constructor(
-    private readonly client: S3Client,
+    private readonly s3: S3Connection,
     private readonly destination: { endpoint: string; bucket: string },
     private readonly store: IndexStore,
     private readonly settings: SyncSettings,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.client = s3.client;
+  }
 
   /**
    * Loads the index and aborts the multipart uploads a crash left behind. After a crash
@@ -267,20 +278,19 @@ export class DestinationSync {
   /** True when the local file has the content of the remote object. */
   private async matchesRemote(
     file: LocalFile,
-    handle: FileHandle,
+    hash: Hasher,
     remote: RemoteObject,
-    signal?: AbortSignal,
   ): Promise<{ md5: string } | undefined> {
     const parts = multipartPartCount(remote.etag);
     if (parts === 0) {
-      const { md5 } = await hashFile(handle, file.size, undefined, signal);
+      const { md5 } = await hash();
       return md5 === remote.etag ? { md5 } : undefined;
     }
     const mine = partSizeFor(file.size, this.settings.partSize);
     const ours = Math.ceil(file.size / mine) === parts ? mine : undefined;
     const partSize = ours ?? guessPartSize(file.size, parts);
     if (!partSize) return undefined;
-    const hashes = await hashFile(handle, file.size, partSize, signal);
+    const hashes = await hash(partSize);
     return hashes.multipartEtag === remote.etag ? { md5: hashes.md5 } : undefined;
   }
 
@@ -500,20 +510,8 @@ export class DestinationSync {
       return;
     }
     try {
-      const opened = await openFile(item.file.path, item.file.root);
-      if (opened.state === "refused") {
-        report.skipped.push({ path: item.file.relativePath, error: opened.reason });
-        return;
-      }
-      if (opened.state === "gone") return;
-      const { handle } = opened.value;
-      try {
-        const file = await fstatFile(handle, item.file);
-        if (await this.alreadyThere(item, file, handle, run)) return;
-        await this.send(item, file, handle, run);
-      } finally {
-        await handle.close();
-      }
+      if (item.file.size > SMALL_FILE || !(await this.syncSmall(item, run)))
+        await this.syncStreamed(item, run);
       run.consecutiveDestinationErrors = 0;
     } catch (err) {
       if (run.signal?.aborted) {
@@ -530,24 +528,74 @@ export class DestinationSync {
     }
   }
 
+  /**
+   * A small file: read whole (readSmallFile: confined, synchronous), checked from memory, sent
+   * from memory. False when it has grown past SMALL_FILE meanwhile (syncStreamed takes it).
+   */
+  private async syncSmall(item: FileItem, run: PassRun): Promise<boolean> {
+    const read = readSmallFile(item.file.path, item.file.root, SMALL_FILE);
+    if (read.state === "large") return false;
+    if (read.state === "refused") {
+      run.report.skipped.push({ path: item.file.relativePath, error: read.reason });
+      return true;
+    }
+    if (read.state === "gone") return true;
+    const { data, stable } = read.value;
+    const { path, root, relativePath } = item.file;
+    const file = toLocalFile(path, root, relativePath, read.value.stat);
+    const md5 = createHash("md5").update(data).digest();
+    const hash: Hasher = async partSize =>
+      partSize ? hashBuffer(data, partSize) : { md5: md5.toString("hex") };
+    if (await this.alreadyThere(item, file, hash, run)) return true;
+    await this.send(item, run, async () => {
+      await putBuffer(item.key, data, md5, this.transferOptions(run));
+      const content = { md5: md5.toString("hex") };
+      return { state: stable ? "sent" : "changed", file, content };
+    });
+    return true;
+  }
+
+  /** A larger file: opened confined, hashed and sent by streaming from its descriptor. */
+  private async syncStreamed(item: FileItem, run: PassRun): Promise<void> {
+    const opened = await openFile(item.file.path, item.file.root);
+    if (opened.state === "refused") {
+      run.report.skipped.push({ path: item.file.relativePath, error: opened.reason });
+      return;
+    }
+    if (opened.state === "gone") return;
+    const { handle, stat } = opened.value;
+    try {
+      const { path, root, relativePath } = item.file;
+      const file = toLocalFile(path, root, relativePath, stat);
+      const hash: Hasher = partSize => hashFile(handle, file.size, partSize, run.signal);
+      if (await this.alreadyThere(item, file, hash, run)) return;
+      const transfer = () => transferFile(item.key, file, handle, this.transferOptions(run));
+      await this.send(item, run, () =>
+        file.size > this.settings.partSize ? run.multipart.run(transfer) : transfer(),
+      );
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** For a touched file or one found in the bucket: true when its bytes are what is recorded. */
   private async alreadyThere(
     item: FileItem,
     file: LocalFile,
-    handle: FileHandle,
+    hash: Hasher,
     run: PassRun,
   ): Promise<boolean> {
     const { decision } = item;
     if (file.size !== item.file.size) return false; // changed since the walk: send it
     if (decision.action === "verify-local") {
-      const hashes = await hashFile(handle, file.size, decision.entry.partSize, run.signal);
+      const hashes = await hash(decision.entry.partSize);
       if (!sameContent(decision.entry, hashes)) return false;
       this.record(item, { md5: hashes.md5 }, file, false);
       run.report.refreshed++;
       return true;
     }
     if (decision.action === "verify-remote") {
-      const match = await this.matchesRemote(file, handle, decision.remote, run.signal);
+      const match = await this.matchesRemote(file, hash, decision.remote);
       if (!match) return false;
       this.record(item, match, file, false);
       run.report.adopted++;
@@ -556,32 +604,33 @@ export class DestinationSync {
     return false;
   }
 
+  private transferOptions(run: PassRun): TransferOptions {
+    return {
+      client: this.client,
+      putObject: this.s3.putObject,
+      bucket: this.destination.bucket,
+      partSize: this.settings.partSize,
+      queueSize: this.settings.queueSize,
+      limiter: this.settings.limiter,
+      signal: run.signal,
+      onBytes: this.settings.onBytes,
+      onMultipartStart: (k, uploadId) => {
+        this.index.pendingUploads[k] = uploadId;
+        this.dirty = true;
+        this.persistInBackground();
+      },
+    };
+  }
+
+  /** Runs one transfer and records what it left in the bucket. */
   private async send(
     item: FileItem,
-    file: LocalFile,
-    handle: FileHandle,
     run: PassRun,
+    transfer: () => Promise<TransferResult>,
   ): Promise<void> {
     const { key, wr } = item;
-    const transfer = () =>
-      transferFile(key, file, handle, {
-        client: this.client,
-        bucket: this.destination.bucket,
-        partSize: this.settings.partSize,
-        queueSize: this.settings.queueSize,
-        limiter: this.settings.limiter,
-        signal: run.signal,
-        onBytes: this.settings.onBytes,
-        onMultipartStart: (k, uploadId) => {
-          this.index.pendingUploads[k] = uploadId;
-          this.dirty = true;
-          this.persistInBackground();
-        },
-      });
     this.inFlight.add(key);
-    const result = await (
-      file.size > this.settings.partSize ? run.multipart.run(transfer) : transfer()
-    ).finally(() => this.inFlight.delete(key));
+    const result = await transfer().finally(() => this.inFlight.delete(key));
     if (this.index.pendingUploads[key]) {
       delete this.index.pendingUploads[key];
       this.dirty = true;
@@ -615,6 +664,15 @@ export class DestinationSync {
     }
   }
 }
+
+/**
+ * Files up to this size are read whole with synchronous calls (see readSmallFile): they block for
+ * microseconds from the page cache, a few milliseconds from cold flash.
+ */
+const SMALL_FILE = 256 * 1024;
+
+/** The hashes of the file being looked at; with a part size, its multipart ETag too. */
+type Hasher = (partSize?: number) => Promise<FileHashes>;
 
 /** S3 refuses longer object keys (KeyTooLongError); some compatible servers do not. */
 const MAX_KEY_BYTES = 1024;

@@ -37,36 +37,61 @@ export function readRange(handle: FileHandle, size: number): Readable {
   });
 }
 
+/** MD5 of the whole and, with a part size, S3's multipart ETag, fed chunk by chunk. */
+class ContentHasher {
+  private readonly whole = createHash("md5");
+  private readonly partDigests: Buffer[] = [];
+  private part: Hash | undefined;
+  private inPart = 0;
+
+  constructor(private readonly partSize?: number) {
+    this.part = partSize ? createHash("md5") : undefined;
+  }
+
+  update(chunk: Buffer): void {
+    this.whole.update(chunk);
+    const partSize = this.partSize;
+    if (!this.part || !partSize) return;
+    let offset = 0;
+    while (offset < chunk.length) {
+      const take = Math.min(partSize - this.inPart, chunk.length - offset);
+      this.part.update(chunk.subarray(offset, offset + take));
+      this.inPart += take;
+      offset += take;
+      if (this.inPart === partSize) {
+        this.partDigests.push(this.part.digest());
+        this.part = createHash("md5");
+        this.inPart = 0;
+      }
+    }
+  }
+
+  result(): FileHashes {
+    if (this.part && this.inPart > 0) this.partDigests.push(this.part.digest());
+    const md5 = this.whole.digest("hex");
+    if (this.partDigests.length < 2) return { md5 };
+    const combined = createHash("md5").update(Buffer.concat(this.partDigests)).digest("hex");
+    return { md5, multipartEtag: `${combined}-${this.partDigests.length}` };
+  }
+}
+
 export async function hashFile(
   handle: FileHandle,
   size: number,
   partSize?: number,
   signal?: AbortSignal,
 ): Promise<FileHashes> {
-  const whole = createHash("md5");
-  const partDigests: Buffer[] = [];
-  let part: Hash | undefined = partSize ? createHash("md5") : undefined;
-  let inPart = 0;
+  const hasher = new ContentHasher(partSize);
   for await (const chunk of readRange(handle, size)) {
     signal?.throwIfAborted();
-    whole.update(chunk);
-    if (!part || !partSize) continue;
-    let offset = 0;
-    while (offset < chunk.length) {
-      const take = Math.min(partSize - inPart, chunk.length - offset);
-      part.update(chunk.subarray(offset, offset + take));
-      inPart += take;
-      offset += take;
-      if (inPart === partSize) {
-        partDigests.push(part.digest());
-        part = createHash("md5");
-        inPart = 0;
-      }
-    }
+    hasher.update(chunk);
   }
-  if (part && inPart > 0) partDigests.push(part.digest());
-  const md5 = whole.digest("hex");
-  if (partDigests.length < 2) return { md5 };
-  const combined = createHash("md5").update(Buffer.concat(partDigests)).digest("hex");
-  return { md5, multipartEtag: `${combined}-${partDigests.length}` };
+  return hasher.result();
+}
+
+/** The hashes of bytes already in memory. */
+export function hashBuffer(data: Buffer, partSize?: number): FileHashes {
+  const hasher = new ContentHasher(partSize);
+  hasher.update(data);
+  return hasher.result();
 }

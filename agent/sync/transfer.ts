@@ -18,11 +18,14 @@ import type { FileHandle } from "node:fs/promises";
 import { pipeline, type Readable } from "node:stream";
 import { bareEtag, type Content } from "./compare";
 import { readRange } from "./hash";
+import type { PutObject } from "../s3/put-object";
 import type { RateLimiter } from "./rate-limit";
 import { toLocalFile, type LocalFile } from "./walk";
 
 export interface TransferOptions {
   client: S3Client;
+  /** PutObject without the SDK's middleware (see s3/put-object.ts), for small files. */
+  putObject: PutObject;
   bucket: string;
   partSize: number;
   queueSize: number;
@@ -86,6 +89,23 @@ export async function transferFile(
 ): Promise<TransferResult> {
   if (file.size <= options.partSize) return putSmall(key, file, handle, options);
   return uploadLarge(key, file, handle, options);
+}
+
+/**
+ * Sends bytes already read (a small file, see readSmallFile) in one PutObject, with their MD5 as
+ * Content-MD5 so the server checks what it stored. A stop waits for these few KiB rather than
+ * aborting them.
+ */
+export async function putBuffer(
+  key: string,
+  data: Buffer,
+  md5: Buffer,
+  options: TransferOptions,
+): Promise<void> {
+  await options.limiter.take(data.length);
+  options.signal?.throwIfAborted();
+  await options.putObject(options.bucket, key, data, md5);
+  options.onBytes?.(data.length);
 }
 
 async function putSmall(

@@ -19,7 +19,7 @@ import {
   writeFile,
   type FileHandle,
 } from "node:fs/promises";
-import { createS3Client } from "../../agent/s3/client";
+import { connectS3 } from "../../agent/s3/client";
 import { describeError } from "../../agent/sync/engine";
 import { IndexStore } from "../../agent/sync/index-store";
 import { RateLimiter } from "../../agent/sync/rate-limit";
@@ -296,10 +296,11 @@ test("a read error in the middle of a rate-limited upload is a failure, not a cr
   });
   const stat = await handle.stat({ bigint: true });
   const file = toLocalFile(Buffer.from(path), Buffer.from(root), "big.bin", stat);
-  const client = createS3Client(testEnv.s3);
+  const { client, putObject } = connectS3(testEnv.s3);
   try {
     await transferFile("frames/big.bin", file, failing, {
       client,
+      putObject,
       bucket,
       partSize: 5 * MiB,
       queueSize: 2,
