@@ -16,7 +16,7 @@ import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { createSecureContext, rootCertificates } from "node:tls";
 import type { Storage } from "../config/device-config";
-import { createPutObject, type PutObject } from "./put-object";
+import { createLeanRequests, type PutObject, type UploadPart } from "./put-object";
 
 export interface S3ClientOptions {
   /** Sockets per client; one upload part or small file uses one at a time. */
@@ -28,10 +28,11 @@ export interface S3ClientOptions {
 export type S3Target = Pick<Storage, "endpoint" | "region" | "accessKeyId" | "secretAccessKey"> &
   Partial<Pick<Storage, "caBundle" | "forcePathStyle">>;
 
-/** The SDK client, and the lean PutObject for small files (put-object.ts), on the same sockets. */
+/** The SDK client, and the lean PutObject and UploadPart (put-object.ts), on the same sockets. */
 export interface S3Connection {
   client: S3Client;
   putObject: PutObject;
+  uploadPart: UploadPart;
 }
 
 export function createS3Client(target: S3Target, options: S3ClientOptions = {}): S3Client {
@@ -74,11 +75,11 @@ export function connectS3(target: S3Target, options: S3ClientOptions = {}): S3Co
       },
       { step: "build", name: "edgeUnsignedPayload" },
     );
-  const putObject = createPutObject(target, {
+  const lean = createLeanRequests(target, {
     httpAgent,
     httpsAgent,
     maxAttempts,
     requestTimeoutMs: 120_000,
   });
-  return { client, putObject };
+  return { client, ...lean };
 }

@@ -10,7 +10,7 @@
  * classification treat both paths alike. Everything else (listing, multipart) stays on the SDK.
  */
 import { createHash, createHmac } from "node:crypto";
-import { request as httpRequest, type Agent as HttpAgent } from "node:http";
+import { request as httpRequest, type Agent as HttpAgent, type ClientRequest } from "node:http";
 import { request as httpsRequest, type Agent as HttpsAgent } from "node:https";
 
 export interface PutTarget {
@@ -29,6 +29,21 @@ export interface PutOptions {
 }
 
 export type PutObject = (bucket: string, key: string, body: Buffer, md5: Buffer) => Promise<void>;
+
+/** One part of a multipart upload; resolves to the part's ETag. */
+export type UploadPart = (
+  bucket: string,
+  key: string,
+  uploadId: string,
+  partNumber: number,
+  body: Buffer,
+  signal?: AbortSignal,
+) => Promise<string>;
+
+export interface LeanRequests {
+  putObject: PutObject;
+  uploadPart: UploadPart;
+}
 
 /** S3's encoding of a key in a path: RFC 3986 unreserved characters stay, `/` stays. */
 export function encodeKey(key: string): string {
@@ -54,13 +69,22 @@ export class SigV4 {
 
   constructor(private readonly target: PutTarget) {}
 
-  /** The Authorization header for a request whose `headers` (lower-case names) are all signed. */
-  authorization(method: string, path: string, headers: Record<string, string>, amzDate: string) {
+  /**
+   * The Authorization header for a request whose `headers` (lower-case names) are all signed;
+   * `query` is the canonical query string (names sorted, names and values encoded).
+   */
+  authorization(
+    method: string,
+    path: string,
+    query: string,
+    headers: Record<string, string>,
+    amzDate: string,
+  ) {
     const names = Object.keys(headers).sort();
     const canonical = [
       method,
       path,
-      "",
+      query,
       ...names.map(n => `${n}:${headers[n].trim().replace(/\s+/g, " ")}`),
       "",
       names.join(";"),
@@ -128,42 +152,79 @@ export function isRetryable(err: S3RequestError): boolean {
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
-export function createPutObject(target: PutTarget, options: PutOptions): PutObject {
+export function createLeanRequests(target: PutTarget, options: PutOptions): LeanRequests {
   const endpoint = new URL(target.endpoint);
   const https = endpoint.protocol === "https:";
   const signer = new SigV4(target);
   const base = endpoint.pathname.replace(/\/$/, "");
   const pathStyle = target.forcePathStyle ?? true;
 
-  const once = (bucket: string, key: string, body: Buffer, md5: Buffer) => {
+  /** One signed PUT of `body`; resolves to the response's ETag. */
+  const put = (
+    bucket: string,
+    key: string,
+    query: string,
+    body: Buffer,
+    extra: Record<string, string>,
+    signal?: AbortSignal,
+  ) => {
     const host = pathStyle ? endpoint.host : `${bucket}.${endpoint.host}`;
     const path = `${base}${pathStyle ? `/${bucket}` : ""}/${encodeKey(key)}`;
     const amzDate = new Date().toISOString().replace(/[-:]|\.\d{3}/g, "");
     const headers: Record<string, string> = {
       host,
       "content-length": String(body.length),
-      "content-md5": md5.toString("base64"),
-      "content-type": "application/octet-stream",
-      // Over TLS the payload is not hashed for the signature (as aws-cli does); Content-MD5 stays.
+      ...extra,
+      // Over TLS the payload is not hashed for the signature (as aws-cli does).
       "x-amz-content-sha256": https ? "UNSIGNED-PAYLOAD" : sha256hex(body),
       "x-amz-date": amzDate,
     };
-    headers.authorization = signer.authorization("PUT", path, headers, amzDate);
-    return send(https, endpoint, path, headers, body, options);
+    headers.authorization = signer.authorization("PUT", path, query, headers, amzDate);
+    const target = query ? `${path}?${query}` : path;
+    return send(https, endpoint, target, headers, body, options, signal);
   };
 
-  return async (bucket, key, body, md5) => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await once(bucket, key, body, md5);
-      } catch (err) {
-        const e = err as S3RequestError;
-        if (attempt >= options.maxAttempts || !(e instanceof S3RequestError) || !isRetryable(e))
-          throw err;
-        await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt));
-      }
-    }
+  return {
+    putObject: (bucket, key, body, md5) =>
+      withRetries(options.maxAttempts, async () => {
+        await put(bucket, key, "", body, {
+          "content-md5": md5.toString("base64"),
+          "content-type": "application/octet-stream",
+        });
+      }),
+    uploadPart: (bucket, key, uploadId, partNumber, body, signal) =>
+      withRetries(
+        options.maxAttempts,
+        () =>
+          put(
+            bucket,
+            key,
+            `partNumber=${partNumber}&uploadId=${encodeKey(uploadId).replace(/\//g, "%2F")}`,
+            body,
+            {},
+            signal,
+          ),
+        signal,
+      ),
   };
+}
+
+/** Runs `attempt` up to `max` times while its error is one the SDK would try again. */
+async function withRetries<T>(
+  max: number,
+  attempt: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const e = err as S3RequestError;
+      if (n >= max || signal?.aborted || !(e instanceof S3RequestError) || !isRetryable(e))
+        throw err;
+      await sleep(Math.random() * Math.min(20_000, 100 * 2 ** n));
+    }
+  }
 }
 
 function send(
@@ -173,7 +234,8 @@ function send(
   headers: Record<string, string>,
   body: Buffer,
   options: PutOptions,
-): Promise<void> {
+  signal?: AbortSignal,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = (https ? httpsRequest : httpRequest)({
       host: endpoint.hostname,
@@ -182,6 +244,7 @@ function send(
       path,
       headers,
       agent: https ? options.httpsAgent : options.httpAgent,
+      signal,
     });
     req.setTimeout(options.requestTimeoutMs, () =>
       req.destroy(Object.assign(new Error("request timed out"), { code: "ETIMEDOUT" })),
@@ -197,7 +260,7 @@ function send(
       );
       res.on("end", () => {
         const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) return resolve();
+        if (status >= 200 && status < 300) return resolve(String(res.headers.etag ?? ""));
         const text = Buffer.concat(chunks).toString("utf8");
         const code =
           /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ??
@@ -206,6 +269,27 @@ function send(
         reject(new S3RequestError(code, message, status));
       });
     });
-    req.end(body);
+    writeBody(req, body);
   });
+}
+
+const SLICE = 1 << 20;
+
+/**
+ * Writes the body in 1 MiB slices, each after the socket took the last: over TLS a whole part
+ * written at once is encrypted at once, a second copy of it in memory per request in flight.
+ */
+function writeBody(req: ClientRequest, body: Buffer): void {
+  let at = 0;
+  const more = () => {
+    while (at < body.length) {
+      const end = Math.min(at + SLICE, body.length);
+      const slice = body.subarray(at, end);
+      at = end;
+      if (at === body.length) return void req.end(slice);
+      if (!req.write(slice)) return void req.once("drain", more);
+    }
+  };
+  if (body.length === 0) req.end();
+  else more();
 }

@@ -608,6 +608,7 @@ export class DestinationSync {
     return {
       client: this.client,
       putObject: this.s3.putObject,
+      uploadPart: this.s3.uploadPart,
       bucket: this.destination.bucket,
       partSize: this.settings.partSize,
       queueSize: this.settings.queueSize,

@@ -4,28 +4,32 @@
  * (confined.ts), never by path, and always exactly the size one fstat gave:
  * - Up to one part size: read into memory between two fstats; if the file changed while it was
  *   read, read again. One PutObject, signed over its exact bytes.
- * - Larger: streamed through @aws-sdk/lib-storage in parts (memory: (queueSize + 1) x partSize);
- *   the part size grows when 10,000 parts would not hold the file, as aws-cli and rclone do.
+ * - Larger: in parts, queueSize at once, each read into its worker's own buffer (memory:
+ *   queueSize x partSize); the part size grows when 10,000 parts would not hold the file, as aws-cli and rclone do.
  *   The server's multipart ETag is kept as the content's fingerprint. The file is fstat-ed again
  *   afterwards: if it changed during the upload, the result says so and the caller sends it again.
  * The upload id of a multipart upload is handed to `onMultipartStart` so that a crash can be
  * cleaned up (aborted) on the next start. An abort signal stops the transfer at once.
  */
-import { AbortMultipartUploadCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
-import { pipeline, type Readable } from "node:stream";
 import { bareEtag, type Content } from "./compare";
-import { readRange } from "./hash";
-import type { PutObject } from "../s3/put-object";
+import type { PutObject, UploadPart } from "../s3/put-object";
 import type { RateLimiter } from "./rate-limit";
 import { toLocalFile, type LocalFile } from "./walk";
 
 export interface TransferOptions {
   client: S3Client;
-  /** PutObject without the SDK's middleware (see s3/put-object.ts), for small files. */
+  /** PutObject and UploadPart without the SDK's middleware (see s3/put-object.ts). */
   putObject: PutObject;
+  uploadPart: UploadPart;
   bucket: string;
   partSize: number;
   queueSize: number;
@@ -132,19 +136,18 @@ async function putSmall(
   return { state: read.stable ? "sent" : "changed", file: read.file, content: { md5 } };
 }
 
-/** The body of a large upload: exactly `size` bytes, paced by the limiter; errors reach the reader. */
-function body(handle: FileHandle, size: number, limiter: RateLimiter): Readable {
-  const source = readRange(handle, size);
-  if (!limiter.enabled) return source;
-  return pipeline(source, limiter.stream(), () => undefined);
-}
-
 async function abortMultipart(options: TransferOptions, key: string, uploadId: string) {
   await options.client
     .send(new AbortMultipartUploadCommand({ Bucket: options.bucket, Key: key, UploadId: uploadId }))
     .catch(() => undefined); // gone already, or the next start's clean-up will see it
 }
 
+/**
+ * A multipart upload without lib-storage: each of `queueSize` workers reads its next part straight
+ * into one of its own part-size buffers (positional reads from the descriptor; no stream, no
+ * concatenation, no garbage per part) and sends it with the lean UploadPart. Memory: queueSize
+ * part buffers. The SDK creates, completes and aborts the upload.
+ */
 async function uploadLarge(
   key: string,
   file: LocalFile,
@@ -152,40 +155,81 @@ async function uploadLarge(
   options: TransferOptions,
 ): Promise<TransferResult> {
   const partSize = partSizeFor(file.size, options.partSize);
-  const stream = body(handle, file.size, options.limiter);
-  const upload = new Upload({
-    client: options.client,
-    params: { Bucket: options.bucket, Key: key, Body: stream },
-    partSize,
-    queueSize: options.queueSize,
-  });
-  const abort = () => void upload.abort().catch(() => undefined);
-  options.signal?.addEventListener("abort", abort, { once: true });
-  let announced = false;
-  let reported = 0;
-  upload.on("httpUploadProgress", progress => {
-    if (!announced && upload.uploadId) {
-      announced = true;
-      options.onMultipartStart?.(key, upload.uploadId);
+  const count = Math.ceil(file.size / partSize);
+  const { UploadId: uploadId } = await options.client.send(
+    new CreateMultipartUploadCommand({ Bucket: options.bucket, Key: key }),
+    { abortSignal: options.signal },
+  );
+  if (!uploadId) throw new Error("CreateMultipartUpload returned no upload id");
+  options.onMultipartStart?.(key, uploadId);
+  const etags: string[] = new Array(count);
+  let next = 0;
+  const failed = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, failed.signal]) : failed.signal;
+  const worker = async () => {
+    const buffer = Buffer.allocUnsafe(partSize);
+    while (next < count && !signal.aborted) {
+      const part = next++;
+      const start = part * partSize;
+      const body = await readPart(handle, buffer, start, Math.min(partSize, file.size - start));
+      await options.limiter.take(body.length);
+      signal.throwIfAborted();
+      etags[part] = await options.uploadPart(options.bucket, key, uploadId, part + 1, body, signal);
+      options.onBytes?.(body.length);
     }
-    const loaded = progress.loaded ?? reported;
-    options.onBytes?.(loaded - reported);
-    reported = loaded;
-  });
+  };
   let etag: string | undefined;
   try {
-    etag = (await upload.done()).ETag;
+    const workers = Array.from({ length: Math.min(options.queueSize, count) }, () =>
+      worker().catch(err => {
+        failed.abort();
+        throw err;
+      }),
+    );
+    const results = await Promise.allSettled(workers);
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failure) throw firstCause(results, failure.reason);
+    options.signal?.throwIfAborted();
+    etag = (
+      await options.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: options.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+        }),
+      )
+    ).ETag;
   } catch (err) {
-    // lib-storage aborts on failure, but not always when it is itself aborted: make sure.
-    if (upload.uploadId) await abortMultipart(options, key, upload.uploadId);
+    await abortMultipart(options, key, uploadId);
     throw err;
-  } finally {
-    options.signal?.removeEventListener("abort", abort);
-    stream.destroy();
   }
   const after = await fstatFile(handle, file);
   // The server's multipart ETag stands for the content: no second pass over the bytes here.
   const content: Content = etag ? { etag: bareEtag(etag), partSize } : {};
   const changed = !sameStat(file, after);
   return { state: changed ? "changed" : "sent", file: changed ? after : file, content };
+}
+
+/** Fills `buffer` with `length` bytes from `position`; fewer if the file was truncated meanwhile. */
+async function readPart(
+  handle: FileHandle,
+  buffer: Buffer,
+  position: number,
+  length: number,
+): Promise<Buffer> {
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buffer.subarray(0, filled);
+}
+
+/** The error that started it: not the aborts it caused in the other workers. */
+function firstCause(results: PromiseSettledResult<void>[], fallback: unknown): unknown {
+  for (const r of results)
+    if (r.status === "rejected" && (r.reason as Error)?.name !== "AbortError") return r.reason;
+  return fallback;
 }

@@ -103,6 +103,15 @@ export function nameToKey(name: Buffer): string {
   }
 }
 
+/** A path's text when its bytes are valid UTF-8 (so the text names the same file). */
+function utf8Path(bytes: PathBytes): string | undefined {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 const isGone = (err: unknown) => (err as NodeJS.ErrnoException).code === "ENOENT";
 
 /** The real path of the source folder `<volumesDir>/<sourcePath>`, or why there is none. */
@@ -187,10 +196,11 @@ export async function lookAt(
   const pending: Pending[] = [];
   let file: LocalFile | undefined;
   try {
-    const entryViaFd = childPath(descriptorPath(handle.fd), name);
+    const viaFd = descriptorPath(handle.fd);
+    const entryViaFd = childPath(viaFd, name);
     const kind = lstatSync(entryViaFd, { throwIfNoEntry: false });
     if (!kind) return { state: "gone" };
-    file = walker.entry(entryViaFd, where, name, relativePath, kind, pending);
+    file = walker.entry(entryViaFd, viaFd, where, name, relativePath, kind, pending);
   } finally {
     await handle.close();
   }
@@ -243,10 +253,20 @@ class Walker {
   private list(fd: number, where: PathBytes, rel: string, pending: Pending[]): LocalFile[] {
     const viaFd = descriptorPath(fd);
     const files: LocalFile[] = [];
+    // A file's stat is read by its path below `where` (half the cost of a path through
+    // /proc/self/fd): a parent swapped meanwhile can only mislead the decision to send, since
+    // every read opens the file again and checks where it really is (readSmallFile, openFile).
+    const whereText = utf8Path(where);
     for (const entry of readdirSync(viaFd, { withFileTypes: true, encoding: "buffer" })) {
       const name = entry.name as unknown as Buffer;
-      const relativePath = rel ? `${rel}/${nameToKey(name)}` : nameToKey(name);
-      const file = this.entry(childPath(viaFd, name), where, name, relativePath, entry, pending);
+      const text = utf8Path(name);
+      const key = text ?? nameToKey(name);
+      const relativePath = rel ? `${rel}/${key}` : key;
+      const look =
+        whereText !== undefined && text !== undefined
+          ? `${whereText}/${text}`
+          : childPath(viaFd, name);
+      const file = this.entry(look, viaFd, where, name, relativePath, entry, pending);
       if (file) files.push(file);
     }
     return files;
@@ -257,7 +277,8 @@ class Walker {
    * anything else is skipped and said so.
    */
   entry(
-    entryViaFd: PathBytes,
+    look: string | PathBytes,
+    viaFd: PathBytes,
     where: PathBytes,
     name: PathBytes,
     relativePath: string,
@@ -269,10 +290,10 @@ class Walker {
       if (kind.isDirectory()) {
         pending.push({ dir: childPath(where, name), rel: relativePath });
       } else if (kind.isFile()) {
-        const s = lstatSync(entryViaFd, { bigint: true, throwIfNoEntry: false });
+        const s = lstatSync(look, { bigint: true, throwIfNoEntry: false });
         if (s?.isFile()) return toLocalFile(childPath(where, name), root, relativePath, s);
       } else if (kind.isSymbolicLink()) {
-        const target = realpathSync(entryViaFd, { encoding: "buffer" });
+        const target = realpathSync(childPath(viaFd, name), { encoding: "buffer" });
         const s = isInside(root, target) ? statSync(target, { bigint: true }) : undefined;
         if (s?.isFile()) return toLocalFile(target, root, relativePath, s);
         notes.skipped.push({

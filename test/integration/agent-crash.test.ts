@@ -296,11 +296,12 @@ test("a read error in the middle of a rate-limited upload is a failure, not a cr
   });
   const stat = await handle.stat({ bigint: true });
   const file = toLocalFile(Buffer.from(path), Buffer.from(root), "big.bin", stat);
-  const { client, putObject } = connectS3(testEnv.s3);
+  const { client, putObject, uploadPart } = connectS3(testEnv.s3);
   try {
     await transferFile("frames/big.bin", file, failing, {
       client,
       putObject,
+      uploadPart,
       bucket,
       partSize: 5 * MiB,
       queueSize: 2,

@@ -24,7 +24,7 @@ test("a failed index save does not stop later saves, and the change is saved the
     },
   } as unknown as IndexStore;
   const sync = new DestinationSync(
-    { client: {} as S3Client, putObject: async () => undefined },
+    { client: {} as S3Client, putObject: async () => undefined, uploadPart: async () => "" },
     { endpoint: "http://s3", bucket: "b" },
     store,
     {

@@ -32,41 +32,45 @@ const target = {
   secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
 };
 
-test("the lean signer signs as the SDK's SigV4 signer does", async () => {
-  const key = "frames/with space #?%+&'()*!/é/x.bin";
-  const path = `/bucket/${encodeKey(key)}`;
-  const amzDate = "20261128T120000Z";
-  const headers: Record<string, string> = {
-    host: "127.0.0.1:7070",
-    "content-length": "4",
-    "content-md5": "CY9rzUYh03PK3k6DJie09g==",
-    "content-type": "application/octet-stream",
-    "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
-    "x-amz-date": amzDate,
-  };
-  const mine = new SigV4(target).authorization("PUT", path, headers, amzDate);
-  const sdk = new SignatureV4({
-    credentials: { accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey },
-    region: target.region,
-    service: "s3",
-    sha256: Sha256,
-    uriEscapePath: false,
-    applyChecksum: false,
+for (const [what, query, sdkQuery] of [
+  ["a PutObject", "", {}],
+  ["an UploadPart", "partNumber=3&uploadId=a%2Fb%2Bc~d", { partNumber: "3", uploadId: "a/b+c~d" }],
+] as const)
+  test(`the lean signer signs ${what} as the SDK's SigV4 signer does`, async () => {
+    const key = "frames/with space #?%+&'()*!/é/x.bin";
+    const path = `/bucket/${encodeKey(key)}`;
+    const amzDate = "20261128T120000Z";
+    const headers: Record<string, string> = {
+      host: "127.0.0.1:7070",
+      "content-length": "4",
+      "content-md5": "CY9rzUYh03PK3k6DJie09g==",
+      "content-type": "application/octet-stream",
+      "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+      "x-amz-date": amzDate,
+    };
+    const mine = new SigV4(target).authorization("PUT", path, query, headers, amzDate);
+    const sdk = new SignatureV4({
+      credentials: { accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey },
+      region: target.region,
+      service: "s3",
+      sha256: Sha256,
+      uriEscapePath: false,
+      applyChecksum: false,
+    });
+    const signed = await sdk.sign(
+      {
+        method: "PUT",
+        protocol: "http:",
+        hostname: "127.0.0.1",
+        port: 7070,
+        path,
+        headers: { ...headers },
+        query: { ...sdkQuery },
+      },
+      { signingDate: new Date("2026-11-28T12:00:00Z") },
+    );
+    assert.is(mine, signed.headers.authorization);
   });
-  const signed = await sdk.sign(
-    {
-      method: "PUT",
-      protocol: "http:",
-      hostname: "127.0.0.1",
-      port: 7070,
-      path,
-      headers: { ...headers },
-      query: {},
-    },
-    { signingDate: new Date("2026-11-28T12:00:00Z") },
-  );
-  assert.is(mine, signed.headers.authorization);
-});
 
 test("keys keep their slashes; everything else outside RFC 3986's unreserved set is escaped", () => {
   assert.is(encodeKey("a b/c+d/é!*"), "a%20b/c%2Bd/%C3%A9%21%2A");
