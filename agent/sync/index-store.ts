@@ -96,7 +96,22 @@ export class FileIndex {
   private readonly numbers = new Map<string, number>();
   private readonly totals = new Map<string, { files: number; bytes: number }>();
   /** Changes since the last save, by key: the new packed entry, or null when removed. */
-  readonly changes = new Map<string, string | null>();
+  changes = new Map<string, string | null>();
+
+  /**
+   * The changes so far, handed to a save; changes made while it writes collect anew. A save that
+   * fails gives them back with `restoreChanges`.
+   */
+  takeChanges(): Map<string, string | null> {
+    const taken = this.changes;
+    this.changes = new Map();
+    return taken;
+  }
+
+  /** Puts back the changes of a failed save, under any newer change to the same key. */
+  restoreChanges(taken: Map<string, string | null>): void {
+    for (const [key, value] of taken) if (!this.changes.has(key)) this.changes.set(key, value);
+  }
 
   get size(): number {
     return this.packed.size;
@@ -366,10 +381,21 @@ export class IndexStore {
     const lines: string[] = [];
     const meta = metaText(index);
     if (meta !== p.metaText) lines.push(record("M", meta));
-    for (const [key, value] of index.files.changes)
+    const changes = index.files.takeChanges();
+    for (const [key, value] of changes)
       lines.push(value === null ? record("D", JSON.stringify(key)) : fileRecord(key, value));
     if (!lines.length) return;
-    const data = lines.join("");
+    try {
+      await this.append(index, lines.join(""));
+    } catch (err) {
+      index.files.restoreChanges(changes);
+      throw err;
+    }
+    p.metaText = meta;
+  }
+
+  private async append(index: DestinationIndex, data: string): Promise<void> {
+    const p = index.persisted;
     const path = this.journalPath(index, p.generation);
     // A failed append may have left part of a record: cut back to the last whole one first, or
     // every record after it would be lost at the next load.
@@ -394,8 +420,6 @@ export class IndexStore {
     }
     if (p.journalBytes === 0) await syncDirectory(this.stateDir);
     p.journalBytes += Buffer.byteLength(data);
-    p.metaText = meta;
-    index.files.changes.clear();
   }
 
   /** A new snapshot of the whole index, then the next generation's (empty) journal. */
@@ -415,8 +439,15 @@ export class IndexStore {
         yield line;
       }
     };
-    index.files.changes.clear();
-    await writeFileAtomic(this.pathOf(index), lines());
+    // Entries are read as the snapshot is written: a change made meanwhile may or may not be in
+    // it, and stays in `changes` for the next generation's journal either way.
+    const changes = index.files.takeChanges();
+    try {
+      await writeFileAtomic(this.pathOf(index), lines());
+    } catch (err) {
+      index.files.restoreChanges(changes);
+      throw err;
+    }
     await unlink(this.journalPath(index, p.generation)).catch(() => undefined);
     await unlink(this.legacyPath(index)).catch(() => undefined);
     Object.assign(p, {

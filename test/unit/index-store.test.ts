@@ -102,6 +102,24 @@ test("a save after k changes appends O(k) bytes to the journal; the snapshot is 
   assert.not.ok(loaded.index.files.has("t/d50/file-50.bin"));
 });
 
+test("a change made while a save is writing is saved by the next save, not lost", async () => {
+  const store = new IndexStore(dir);
+  const index = emptyIndex(destination);
+  index.files.set("t/first", entry(1));
+  await store.save(index);
+  for (let i = 0; i < 200; i++) {
+    const saving = store.save(index);
+    // Land the change at a different point of the save each time (before, during, after I/O).
+    for (let n = 0; n < i % 7; n++) await new Promise(resolve => setImmediate(resolve));
+    index.files.set(`t/during-${i}`, entry(i));
+    await saving;
+  }
+  await store.save(index);
+  const loaded = await store.load(destination);
+  assert.is(loaded.index.files.size, 201);
+  assert.equal(filesOf(loaded.index), filesOf(index));
+});
+
 test("the journal survives a torn last record: earlier records stand, the tail is cut", async () => {
   const store = new IndexStore(dir);
   const index = emptyIndex(destination);
