@@ -311,33 +311,23 @@ export class IndexStore {
 
   async load(destination: Destination): Promise<LoadedIndex> {
     const path = this.pathOf(destination);
-    let snapshot: Buffer;
-    try {
-      snapshot = await readFile(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      return this.loadLegacy(destination);
-    }
     const index = emptyIndex(destination);
-    const read = readSnapshot(snapshot, index);
-    if (!read) return this.setAside(path, destination);
-    index.persisted.snapshotBytes = snapshot.length;
+    const snapshot = await readSnapshot(path, index);
+    if (snapshot === "missing") return this.loadLegacy(destination);
+    if (snapshot === "corrupt") return this.setAside(path, destination);
     await this.removeStaleJournals(destination, index.persisted.generation);
     const journal = this.journalPath(destination, index.persisted.generation);
-    let log: Buffer;
-    try {
-      log = await readFile(journal);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      log = Buffer.alloc(0);
-    }
-    const replay = replayJournal(log, index);
-    index.persisted.journalBytes = replay.goodBytes;
-    if (replay.goodBytes < log.length) await truncate(journal, replay.goodBytes);
+    const names = [...index.files.workloadNames];
+    const replay = (await scanRecords(journal, (buf, line) => apply(buf, line, index, names))) ?? {
+      good: 0,
+      size: 0,
+    };
+    index.persisted.journalBytes = replay.good;
     index.persisted.metaText = metaText(index);
-    return replay.goodBytes < log.length
-      ? { state: "found", index, tornRecords: replay.tornRecords }
-      : { state: "found", index };
+    if (replay.good === replay.size) return { state: "found", index };
+    const tornRecords = await countLines(journal, replay.good);
+    await truncate(journal, replay.good);
+    return { state: "found", index, tornRecords };
   }
 
   private async loadLegacy(destination: Destination): Promise<LoadedIndex> {
@@ -581,57 +571,91 @@ function keyOf(buf: Buffer, start: number, end: number): string {
     : slice.toString("utf8");
 }
 
-/** Reads a snapshot into `index`; false when it is torn or not this destination's. */
-function readSnapshot(buf: Buffer, index: DestinationIndex): boolean {
-  const names: string[] = [];
-  let first = true;
-  let end = 0;
+/**
+ * Reads a file's records in 4 MiB pieces (a million-entry snapshot is about 100 MiB: read whole,
+ * it would double the memory of loading it), calling `each` until it returns false or a record is
+ * torn. `good` is where the last whole record accepted ends; undefined when there is no file.
+ */
+async function scanRecords(
+  path: string,
+  each: (buf: Buffer, line: Line) => boolean,
+): Promise<{ good: number; size: number } | undefined> {
+  let handle;
   try {
-    for (const line of lines(buf)) {
-      if (first) {
-        const header = JSON.parse(buf.toString("utf8", line.start, line.end)) as Record<
-          string,
-          unknown
-        >;
-        if (
-          line.type !== "H" ||
-          header.version !== INDEX_VERSION ||
-          header.endpoint !== index.endpoint ||
-          header.bucket !== index.bucket
-        )
-          return false;
-        index.persisted.generation = Number(header.generation);
-        first = false;
-      } else if (!apply(buf, line, index, names)) return false;
-      end = line.next;
-    }
-  } catch {
-    return false;
+    handle = await open(path, "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
   }
-  index.persisted.needsSnapshot = false;
-  return !first && end === buf.length;
+  try {
+    const size = (await handle.stat()).size;
+    const chunk = Buffer.allocUnsafe(4 << 20);
+    let carry = Buffer.alloc(0);
+    let good = 0;
+    for (let position = 0; position < size; ) {
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      const data = carry.length
+        ? Buffer.concat([carry, chunk.subarray(0, bytesRead)])
+        : chunk.subarray(0, bytesRead);
+      let at = 0;
+      for (const line of lines(data)) {
+        let accepted: boolean;
+        try {
+          accepted = each(data, line);
+        } catch {
+          accepted = false;
+        }
+        if (!accepted) return { good, size };
+        at = line.next;
+        good = position - data.length + at;
+      }
+      const rest = data.subarray(at);
+      if (rest.includes(10)) return { good, size }; // a whole line that failed its CRC
+      carry = Buffer.from(rest);
+    }
+    return { good, size };
+  } finally {
+    await handle.close();
+  }
 }
 
-/** Replays a journal over the snapshot; stops at the first torn record. */
-function replayJournal(
-  buf: Buffer,
+/** Records from `offset` to the end of a file (for the log: how many were cut). */
+async function countLines(path: string, offset: number): Promise<number> {
+  const rest = (await readFile(path)).subarray(offset);
+  return rest.toString("latin1").split("\n").filter(Boolean).length;
+}
+
+/** Reads a snapshot into `index`: "corrupt" when it is torn or not this destination's. */
+async function readSnapshot(
+  path: string,
   index: DestinationIndex,
-): { goodBytes: number; tornRecords: number } {
-  const names = [...index.files.workloadNames];
-  let goodBytes = 0;
-  for (const line of lines(buf)) {
-    try {
-      if (!apply(buf, line, index, names)) break;
-    } catch {
-      break;
-    }
-    goodBytes = line.next;
-  }
-  const rest = buf.subarray(goodBytes);
-  return {
-    goodBytes,
-    tornRecords: rest.length ? rest.toString("latin1").split("\n").filter(Boolean).length : 0,
-  };
+): Promise<"found" | "missing" | "corrupt"> {
+  const names: string[] = [];
+  let first = true;
+  const scanned = await scanRecords(path, (buf, line) => {
+    if (!first) return apply(buf, line, index, names);
+    const header = JSON.parse(buf.toString("utf8", line.start, line.end)) as Record<
+      string,
+      unknown
+    >;
+    if (
+      line.type !== "H" ||
+      header.version !== INDEX_VERSION ||
+      header.endpoint !== index.endpoint ||
+      header.bucket !== index.bucket
+    )
+      return false;
+    index.persisted.generation = Number(header.generation);
+    first = false;
+    return true;
+  });
+  if (!scanned) return "missing";
+  if (first || scanned.good !== scanned.size) return "corrupt";
+  index.persisted.needsSnapshot = false;
+  index.persisted.snapshotBytes = scanned.size;
+  return "found";
 }
 
 /** A version 1 index (one JSON document), as this version's index; undefined when torn. */
@@ -683,14 +707,15 @@ function fromLegacy(text: string, destination: Destination): DestinationIndex | 
 
 /** The destination an index file names in its first line (snapshot) or its fields (version 1). */
 async function destinationOf(path: string): Promise<Destination | undefined> {
-  const buf = await readFile(path);
   if (path.endsWith(".json")) {
-    const v = JSON.parse(buf.toString("utf8")) as Destination;
+    const v = JSON.parse(await readFile(path, "utf8")) as Destination;
     return { endpoint: v.endpoint, bucket: v.bucket };
   }
-  for (const line of lines(buf)) {
+  let destination: Destination | undefined;
+  await scanRecords(path, (buf, line) => {
     const header = JSON.parse(buf.toString("utf8", line.start, line.end)) as Destination;
-    return { endpoint: header.endpoint, bucket: header.bucket };
-  }
-  return undefined;
+    destination = { endpoint: header.endpoint, bucket: header.bucket };
+    return false;
+  });
+  return destination;
 }

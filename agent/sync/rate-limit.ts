@@ -21,8 +21,8 @@ export class RateLimiter {
     return !!this.bytesPerSecond;
   }
 
-  /** Waits until `bytes` may be sent. */
-  async take(bytes: number): Promise<void> {
+  /** Waits until `bytes` may be sent; an abort of `signal` ends the wait with its reason. */
+  async take(bytes: number, signal?: AbortSignal): Promise<void> {
     const rate = this.bytesPerSecond;
     if (!rate) return;
     for (;;) {
@@ -35,9 +35,17 @@ export class RateLimiter {
         this.tokens -= bytes;
         return;
       }
-      await new Promise(resolve =>
-        setTimeout(resolve, Math.ceil(((need - this.tokens) / rate) * 1000)),
-      );
+      signal?.throwIfAborted();
+      await new Promise<void>(resolve => {
+        const done = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.ceil(((need - this.tokens) / rate) * 1000));
+        signal?.addEventListener("abort", done, { once: true });
+      });
+      signal?.throwIfAborted();
     }
   }
 

@@ -167,13 +167,19 @@ async function uploadLarge(
   const failed = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, failed.signal]) : failed.signal;
   const worker = async () => {
-    const buffer = Buffer.allocUnsafe(partSize);
+    const buffer = partBuffers.take(partSize);
+    try {
+      await sendParts(buffer);
+    } finally {
+      partBuffers.give(buffer);
+    }
+  };
+  const sendParts = async (buffer: Buffer) => {
     while (next < count && !signal.aborted) {
       const part = next++;
       const start = part * partSize;
       const body = await readPart(handle, buffer, start, Math.min(partSize, file.size - start));
-      await options.limiter.take(body.length);
-      signal.throwIfAborted();
+      await options.limiter.take(body.length, signal);
       etags[part] = await options.uploadPart(options.bucket, key, uploadId, part + 1, body, signal);
       options.onBytes?.(body.length);
     }
@@ -210,6 +216,34 @@ async function uploadLarge(
   const changed = !sameStat(file, after);
   return { state: changed ? "changed" : "sent", file: changed ? after : file, content };
 }
+
+/**
+ * Part buffers, reused from one upload to the next: a new 8 MiB buffer per worker per file was
+ * most of the memory and garbage of many medium files. At most as many are kept as were in use
+ * at once (multipart uploads x queue size).
+ */
+class BufferPool {
+  private readonly free = new Map<number, Buffer[]>();
+  private inUse = 0;
+  private peak = 0;
+
+  take(size: number): Buffer {
+    this.inUse++;
+    this.peak = Math.max(this.peak, this.inUse);
+    return this.free.get(size)?.pop() ?? Buffer.allocUnsafe(size);
+  }
+
+  give(buffer: Buffer): void {
+    this.inUse--;
+    const list = this.free.get(buffer.length) ?? [];
+    if (list.length < this.peak) list.push(buffer);
+    // Another part size (a file too large for 10,000 parts) replaces the kept ones.
+    this.free.clear();
+    this.free.set(buffer.length, list);
+  }
+}
+
+const partBuffers = new BufferPool();
 
 /** Fills `buffer` with `length` bytes from `position`; fewer if the file was truncated meanwhile. */
 async function readPart(

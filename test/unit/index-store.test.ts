@@ -181,6 +181,19 @@ test("compaction: once the journal outgrows the snapshot, a new snapshot and an 
   assert.equal(filesOf(loaded.index), filesOf(index));
 });
 
+test("a snapshot larger than one read (4 MiB) loads whole, records split across reads", async () => {
+  const store = new IndexStore(dir);
+  const index = emptyIndex(destination);
+  for (let i = 0; i < 80_000; i++)
+    index.files.set(`t/folder-${i % 300}/a-longer-file-name-${i}.bin`, entry(i));
+  await store.save(index);
+  assert.ok((await sizeOf(store.pathOf(destination))) > (3 * (4 << 20)) / 2);
+  const loaded = await store.load(destination);
+  assert.is(loaded.state, "found");
+  assert.equal(filesOf(loaded.index), filesOf(index));
+  assert.equal((await store.all()).length, 1);
+});
+
 test("each destination has its own index", async () => {
   const store = new IndexStore(dir);
   await store.save(emptyIndex(destination));

@@ -19,6 +19,9 @@ test("defaults", () => {
       configFile: "c.json",
       volumesDir: "/var/local/yggdrasil/device/volumes",
       stateDir: "/var/lib/flotta-agent",
+      events: true,
+      rescanSeconds: 600,
+      maxWatches: 50_000,
       concurrency: 8,
       partSizeBytes: 8 * 1024 * 1024,
       queueSize: 4,
@@ -51,6 +54,11 @@ test("every option is read", () => {
     "10M",
     "--log-level",
     "debug",
+    "--rescan",
+    "120",
+    "--no-events",
+    "--max-watches",
+    "500",
   ]);
   assert.ok(parsed.ok);
   if (!parsed.ok) return;
@@ -68,6 +76,7 @@ test("every option is read", () => {
     ],
     [30, 16, 16 * 1024 * 1024, 2, 10 * 1024 * 1024, "debug"],
   );
+  assert.equal([o.rescanSeconds, o.events, o.maxWatches], [120, false, 500]);
 });
 
 test("bad input gets one clear line", () => {
