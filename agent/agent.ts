@@ -289,9 +289,7 @@ export class Agent {
       const retry = failed || (outcome.state === "synced" && needsRetry(outcome.report));
       if (!eventsOn || retry) nextScan = Math.min(full ? Infinity : nextScan, Date.now() + wait);
       else if (full) nextScan = Date.now() + this.settings.rescanSeconds * 1000;
-      // A pass with no changes is cheap, and reports: so a failed status patch is retried.
-      const until = this.reportFailed ? Math.min(nextScan, Date.now() + wait) : nextScan;
-      if ((await this.waitForWork(until, signal)) === "config") nextScan = 0;
+      if ((await this.waitForWork(nextScan, wait, signal)) === "config") nextScan = 0;
     }
     watcher?.close();
     await this.close();
@@ -310,18 +308,30 @@ export class Agent {
     return now;
   }
 
-  /** Waits until `until`, a config change (then a full scan), or file events (after a short delay). */
-  private async waitForWork(until: number, signal: AbortSignal): Promise<"config" | "other"> {
+  /**
+   * Waits until `until`, a config change (then a full scan), or file events (after a short delay).
+   * While the config cannot be read or a status patch failed, it waits at most `troubleMs`: a pass
+   * (cheap with no changes) then reads the config again and reports, so a revoked token is
+   * noticed and a failed patch retried.
+   */
+  private async waitForWork(
+    until: number,
+    troubleMs: number,
+    signal: AbortSignal,
+  ): Promise<"config" | "other"> {
     const pollMs = this.settings.configPollSeconds * 1000;
     const watcher = this.watcher;
-    while (!signal.aborted && Date.now() < until) {
+    const troubleEnd = Date.now() + troubleMs;
+    const end = () =>
+      this.reportFailed || this.config.problem ? Math.min(until, troubleEnd) : until;
+    while (!signal.aborted && Date.now() < end()) {
       if (watcher && (watcher.hasPending || watcher.needsScan)) {
         await new Promise(resolve => setTimeout(resolve, this.settings.eventDelayMs));
         return "other";
       }
       const wake = new AbortController();
       if (watcher) watcher.onChange = () => wake.abort();
-      const ms = Math.min(until - Date.now(), 2 ** 31 - 1);
+      const ms = Math.min(end() - Date.now(), 2 ** 31 - 1);
       const changed = await this.config.nextChange(ms, pollMs, signal, wake.signal);
       if (watcher) watcher.onChange = undefined;
       if (!signal.aborted && changed && (await this.refreshConfig())) return "config";

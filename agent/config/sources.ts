@@ -184,8 +184,11 @@ export class SecretConfigSource implements ConfigSource {
   }
 
   async read(): Promise<ConfigRead> {
-    // While the watch runs, nothing changed since the last read unless it says so.
-    if (this.watching && !this.refused && !this.dirty) return { state: "unchanged" };
+    // While the watch runs, nothing changed since the last read unless it says so; a Secret that
+    // was missing is read again (an open watch is not re-authenticated: a read tells a revoked
+    // device so).
+    if (this.watching && !this.refused && !this.dirty && !this.missing)
+      return { state: "unchanged" };
     this.dirty = false;
     const name = deviceConfigSecretName(this.device.name);
     const secret = await this.api.getSecretData(this.device.namespace, name).catch(err => {
