@@ -289,6 +289,20 @@ function stateBytesWritten(before: Files, after: Files): number {
 
 interface Sample extends Run {
   requests?: number;
+  /** Bytes the pass wrote to the state dir. */
+  stateBytes?: number;
+}
+
+/** One agent pass, with the S3 requests it made and what it wrote to its state dir. */
+function measureAgentPass(p: Proto, cmd: string[], bucket: string, state: string): Sample {
+  const before = stateFiles(state);
+  const requests = requestsFor(p, bucket);
+  const run = measure(p, cmd);
+  return {
+    ...run,
+    requests: requestsFor(p, bucket) - requests,
+    stateBytes: stateBytesWritten(before, stateFiles(state)),
+  };
 }
 const samples = new Map<string, Sample[]>(); // `${scenario}|${proto}|${tool}`
 const notes: string[] = [];
@@ -358,14 +372,8 @@ async function idle(): Promise<void> {
     `(d) first upload of the 100,000 files by the agent: ${first.wall.toFixed(1)} s, ${first.cpu.toFixed(1)} s CPU, ${first.rssMB.toFixed(0)} MB peak RSS.`,
   );
   for (let round = 0; round < ROUNDS; round++) {
-    const before = stateFiles(state);
-    const requests = requestsFor(p, bucket);
-    const run = measure(p, cmd);
-    add(`d|${p}|flotta-agent`, {
-      ...run,
-      requests: requestsFor(p, bucket) - requests,
-      stateBytes: stateBytesWritten(before, stateFiles(state)),
-    } as Sample);
+    const run = measureAgentPass(p, cmd, bucket, state);
+    add(`d|${p}|flotta-agent`, run);
     say(`(d) idle sync --once: ${run.wall.toFixed(2)} s, ${run.cpu.toFixed(2)} s CPU`);
   }
   // rclone's idle pass over the same tree, after its own first upload.
@@ -483,14 +491,8 @@ async function million(): Promise<void> {
         ),
         "x",
       );
-    const before = stateFiles(state);
-    const requests = requestsFor(p, bucket);
-    const run = measure(p, cmd);
-    add(`f|${p}|flotta-agent`, {
-      ...run,
-      requests: requestsFor(p, bucket) - requests,
-      stateBytes: stateBytesWritten(before, stateFiles(state)),
-    } as Sample);
+    const run = measureAgentPass(p, cmd, bucket, state);
+    add(`f|${p}|flotta-agent`, run);
     say(
       `(f) pass with 10 changed: ${run.wall.toFixed(1)} s, ${run.cpu.toFixed(1)} s CPU, ${run.rssMB.toFixed(0)} MB`,
     );
@@ -551,7 +553,7 @@ function otherTables(): string[] {
   if (samples.has("d|http|flotta-agent")) {
     const k = "d|http|flotta-agent";
     const r = "d|http|rclone";
-    const state = (x: Sample) => (x as Sample & { stateBytes: number }).stateBytes;
+    const state = (x: Sample) => x.stateBytes ?? NaN;
     out.push(
       "",
       "**(d) idle passes over 100,000 unchanged files** (HTTP; no S3 request is needed, so the protocol does not matter)",
@@ -601,7 +603,7 @@ function otherTables(): string[] {
   }
   if (samples.has("f|http|flotta-agent")) {
     const k = "f|http|flotta-agent";
-    const state = (x: Sample) => (x as Sample & { stateBytes: number }).stateBytes;
+    const state = (x: Sample) => x.stateBytes ?? NaN;
     out.push(
       "",
       "**(f) 1,000,000 files, 10 changed, one `sync --once`** (HTTP)",

@@ -409,7 +409,9 @@ export class DestinationSync {
 
   /** Drops the entry of a file that is gone, or of every file below a folder that is gone. */
   private forget(key: string): void {
-    this.index.files.delete(key);
+    this.dirty = true;
+    // A file's own entry: nothing can lie below it, so no look through the whole index.
+    if (this.index.files.delete(key)) return;
     const below = `${key}/`;
     for (const other of this.index.files.keys())
       if (other.startsWith(below)) this.index.files.delete(other);
