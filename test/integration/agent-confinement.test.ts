@@ -121,8 +121,11 @@ test("symlinks out of the tree, FIFOs, sockets and devices are never read; the p
 });
 
 /** A bash loop that keeps swapping things for symlinks to the host, until killed. */
+// A SIGTERM ends the loop after the round it is in, so no `mv` is left running when it exits
+// (a SIGKILL killed the shell but not its child, which could move a folder away after the cleanup).
 function swapper(cwd: string, script: string): ChildProcess {
-  return spawn("bash", ["-c", `while :; do ${script}; done`], { cwd, stdio: "ignore" });
+  const loop = `trap 'stop=1' TERM; while [ -z "$stop" ]; do ${script}; done`;
+  return spawn("bash", ["-c", loop], { cwd, stdio: "ignore" });
 }
 
 test(`files, folders and the source folder swapped for symlinks during ${PASSES} passes: no host byte is read`, async () => {
@@ -160,10 +163,10 @@ test(`files, folders and the source folder swapped for symlinks during ${PASSES}
     }
   } finally {
     await Promise.all(
-      loops.map(loop => new Promise(resolve => (loop.once("exit", resolve), loop.kill("SIGKILL")))),
+      loops.map(loop => new Promise(resolve => (loop.once("exit", resolve), loop.kill("SIGTERM")))),
     );
   }
-  // A loop killed in mid-swap leaves a folder under its .real name: put it back.
+  // A round cut short leaves a folder under its .real name: put it back.
   for (const dir of [stats(), join(stats(), "sub")]) {
     await rm(dir, { force: true }).catch(() => undefined); // a symlink left in its place
     await rename(`${dir}.real`, dir).catch(() => undefined);
