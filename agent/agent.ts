@@ -11,6 +11,7 @@ import type { DeviceConfig, Storage } from "./config/device-config";
 import type { ConfigHolder } from "./config/sources";
 import type { DeviceApi, DeviceRef } from "./kube/client";
 import { registerSecret } from "./log";
+import { writeTextfile, type AgentMetrics } from "./metrics";
 import { connectS3 } from "./s3/client";
 import { buildDataUploadStatus } from "./status";
 import {
@@ -39,6 +40,9 @@ export interface AgentSettings extends SyncSettings {
   statusHeartbeatSeconds: number;
   /** The last run did not stop cleanly (see state-lock.ts): destinations list their buckets again. */
   afterCrash?: boolean;
+  /** Counted after each pass (served by --metrics-address); written to metricsTextfile if set. */
+  metrics?: AgentMetrics;
+  metricsTextfile?: string;
 }
 
 export interface Reporting {
@@ -107,9 +111,19 @@ export class Agent {
     return true;
   }
 
-  private async destinationFor(storage: Storage): Promise<DestinationSync> {
+  private async destinationFor(
+    config: DeviceConfig & { storage: Storage },
+  ): Promise<DestinationSync> {
+    const { storage } = config;
     const identity = storageIdentity(storage);
-    if (this.open?.identity === identity) return this.open.sync;
+    const policy = {
+      resume: config.resumeUploads,
+      abortAfterMs: config.abortUploadsAfterHours * 3_600_000,
+    };
+    if (this.open?.identity === identity) {
+      this.open.sync.uploadPolicy = policy;
+      return this.open.sync;
+    }
     this.open?.client.destroy();
     this.open = undefined;
     const connection = connectS3(storage, {
@@ -123,6 +137,7 @@ export class Agent {
       this.settings,
       this.log,
     );
+    sync.uploadPolicy = policy;
     try {
       await sync.open(this.settings.afterCrash);
     } catch (err) {
@@ -151,20 +166,23 @@ export class Agent {
         state: "waiting",
         reason: `no valid device config yet: ${this.config.problem ?? "none read"}`,
       };
-    if (!config.storage) return { state: "waiting", reason: "the device config has no storage" };
+    const { storage } = config;
+    if (!storage) return { state: "waiting", reason: "the device config has no storage" };
     let sync: DestinationSync;
     try {
-      sync = await this.destinationFor(config.storage);
+      sync = await this.destinationFor({ ...config, storage });
     } catch (err) {
-      const reason = `cannot open ${config.storage.endpoint}/${config.storage.bucket}: ${describeError(err)}`;
+      const reason = `cannot open ${storage.endpoint}/${storage.bucket}: ${describeError(err)}`;
       await this.report(undefined, undefined, reason);
       return { state: "failed", reason };
     }
     let report: PassReport;
     const watcher = this.watcher;
+    const started = performance.now();
     try {
       if (!changes) watcher?.scanStarted();
       report = await sync.pass(config.workloads, signal, {
+        keyPrefix: config.keyPrefix,
         changes,
         onDirectory: watcher && ((id, dir) => watcher.directory(id, dir)),
       });
@@ -184,11 +202,13 @@ export class Agent {
         ? "info"
         : "debug";
     this.log[level]("sync pass done", {
-      bucket: config.storage.bucket,
+      bucket: storage.bucket,
       kind: changes ? "events" : "scan",
       seen: report.filesSeen,
       sent: report.filesSent,
       bytes: report.bytesSent,
+      ...(report.bytesReused ? { resumedBytes: report.bytesReused } : {}),
+      ...(report.quiet ? { quiet: report.quiet } : {}),
       adopted: report.adopted,
       unchangedTouched: report.refreshed,
       changedDuringUpload: report.changedDuringUpload,
@@ -198,8 +218,28 @@ export class Agent {
       listed: report.listedPrefixes,
     });
     await this.report(sync, report);
+    await this.count(sync, report, changes ? "events" : "scan", started);
     if (report.aborted) return { state: "failed", reason: report.aborted };
     return { state: "synced", report };
+  }
+
+  /** The pass in the metrics, and the metrics in the textfile when one is asked for. */
+  private async count(
+    sync: DestinationSync,
+    report: PassReport,
+    kind: "scan" | "events",
+    started: number,
+  ): Promise<void> {
+    const { metrics, metricsTextfile } = this.settings;
+    if (!metrics) return;
+    metrics.observePass(report, kind, (performance.now() - started) / 1000, sync.state);
+    if (!metricsTextfile) return;
+    await writeTextfile(metrics, metricsTextfile).catch(err =>
+      this.log.warn("cannot write the metrics textfile", {
+        file: metricsTextfile,
+        error: describeError(err),
+      }),
+    );
   }
 
   /** Entries not uploaded on purpose, logged by name when the list changes (not every pass). */
@@ -289,6 +329,9 @@ export class Agent {
       const retry = failed || (outcome.state === "synced" && needsRetry(outcome.report));
       if (!eventsOn || retry) nextScan = Math.min(full ? Infinity : nextScan, Date.now() + wait);
       else if (full) nextScan = Date.now() + this.settings.rescanSeconds * 1000;
+      // Files left for their quiet period: a scan as soon as the first of them has been quiet.
+      const quietUntil = outcome.state === "synced" ? outcome.report.quietUntil : undefined;
+      if (quietUntil) nextScan = Math.min(nextScan, quietUntil + 100);
       if ((await this.waitForWork(nextScan, wait, signal)) === "config") nextScan = 0;
     }
     watcher?.close();

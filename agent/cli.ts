@@ -16,9 +16,11 @@ import { TokenRenewal } from "./kube/token-renewal";
 import type { Logger } from "./sync/engine";
 import { createLogger, registerSecret } from "./log";
 import { parseOptions, USAGE, type AgentOptions } from "./options";
-import { IndexStore } from "./sync/index-store";
+import { IndexStore, type DestinationIndex } from "./sync/index-store";
+import { AgentMetrics, serveMetrics } from "./metrics";
 import { lockStateDir, type StateLock } from "./state-lock";
 import { RateLimiter } from "./sync/rate-limit";
+import { filesWaiting } from "./status";
 
 // The SDK warns on Node 20 that its future releases need Node 22. The agent ships its SDK
 // bundled and pinned, so the warning says nothing to a device operator; keep stderr JSON-only.
@@ -76,6 +78,7 @@ async function status(options: AgentOptions): Promise<void> {
     process.stdout.write(`no index in ${options.stateDir}: nothing has been synced yet\n`);
     return;
   }
+  if (options.files) return listFiles(indexes, options.since);
   for (const index of indexes) {
     const totals = index.files.workloadTotals();
     const bytes = [...totals.values()].reduce((n, t) => n + t.bytes, 0);
@@ -89,6 +92,41 @@ async function status(options: AgentOptions): Promise<void> {
       );
     }
   }
+}
+
+/**
+ * The delivery record: each file the index holds as confirmed in the bucket, oldest first, as
+ * tab-separated lines: destination, key, size, content hash (md5:<hex>, or etag:<multipart
+ * ETag>/<part size> for a file sent in parts), confirmed at. Keys are JSON-quoted when they hold
+ * a tab, a newline or a quote.
+ */
+function listFiles(indexes: DestinationIndex[], since?: number): void {
+  process.stdout.write("destination\tkey\tsize\thash\tconfirmed\n");
+  for (const index of indexes) {
+    const rows: [string, string][] = [];
+    for (const [key, entry] of index.files.entries()) {
+      if (since !== undefined && Date.parse(entry.sentAt) < since) continue;
+      const hash = entry.md5 ? `md5:${entry.md5}` : `etag:${entry.etag}/${entry.partSize}`;
+      const shown = /[\t\n"]/.test(key) ? JSON.stringify(key) : key;
+      rows.push([entry.sentAt, `${shown}\t${entry.size}\t${hash}\t${entry.sentAt}`]);
+    }
+    rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const destination = `${index.endpoint}/${index.bucket}`;
+    for (const [, row] of rows) process.stdout.write(`${destination}\t${row}\n`);
+  }
+}
+
+/** The metrics, when asked for; served at --metrics-address (a port in use ends the process). */
+async function startMetrics(options: AgentOptions, log: Logger): Promise<AgentMetrics | undefined> {
+  if (!options.metricsAddress && !options.metricsTextfile) return undefined;
+  const metrics = new AgentMetrics();
+  if (options.metricsAddress) {
+    await serveMetrics(metrics, options.metricsAddress).catch(err =>
+      fail(`cannot serve metrics at ${options.metricsAddress}: ${(err as Error).message}`),
+    );
+    log.info("serving metrics", { address: options.metricsAddress, path: "/metrics" });
+  }
+  return metrics;
 }
 
 /** Takes the state dir for this run, or ends the process: one agent per state dir. */
@@ -132,10 +170,12 @@ async function syncCommand(agent: Agent, signal: AbortSignal, progress: Progress
     return 1;
   }
   const r = outcome.report;
-  const complete =
-    r.failures.length === 0 && r.changedDuringUpload === 0 && !r.aborted && !r.walkProblems.length;
+  const complete = filesWaiting(r) === 0 && !r.aborted && !r.walkProblems.length;
+  const resumed = r.bytesReused
+    ? ` (${formatBytes(r.bytesReused)} already sent before a stop)`
+    : "";
   process.stdout.write(
-    `${complete ? "synced" : "incomplete"}: ${r.filesSeen} files seen, ${r.filesSent} sent (${formatBytes(r.bytesSent)}), ${r.adopted} already in the bucket, ${r.failures.length} failed, ${r.changedDuringUpload} changed while sending, ${r.skipped.length} not uploaded (see the log)\n`,
+    `${complete ? "synced" : "incomplete"}: ${r.filesSeen} files seen, ${r.filesSent} sent (${formatBytes(r.bytesSent)})${resumed}, ${r.adopted} already in the bucket, ${r.failures.length} failed, ${r.changedDuringUpload} changed while sending, ${r.quiet} waiting for their quiet period, ${r.skipped.length} not uploaded (see the log)\n`,
   );
   return complete ? 0 : 1;
 }
@@ -198,6 +238,8 @@ async function main(): Promise<void> {
       limiter: new RateLimiter(options.maxBytesPerSecond),
       onBytes: progress.onBytes,
       afterCrash: lock.state === "locked" && !!lock.previous,
+      metrics: await startMetrics(options, log),
+      metricsTextfile: options.metricsTextfile,
     },
     new ConfigHolder(configSource),
     log,

@@ -12,6 +12,9 @@ Commands:
   run                  sync every interval until stopped (SIGINT/SIGTERM)
   sync --once          one sync pass; exit 0 only if every file was sent
   status               what the local index knows: files, bytes, last sync per workload
+    --files            with it: every file confirmed in the bucket (key, size, MD5 or
+                       multipart ETag, when confirmed), one per line, tab-separated
+    --since TIME       with --files: only files confirmed at or after TIME (ISO 8601)
 
 Config source (one of):
   --config FILE                      a device config JSON file (re-read when it changes)
@@ -32,6 +35,11 @@ Options:
   --queue-size N       parts of one file in flight (default 4)
   --max-rate RATE      bandwidth cap in bytes/s, with K, M or G suffix (default none)
   --log-level LEVEL    debug, info, warn or error (default info)
+  --metrics-address HOST:PORT
+                       serve Prometheus metrics at http://HOST:PORT/metrics (default off)
+  --metrics-textfile FILE
+                       write the same metrics to FILE after each pass, for node-exporter's
+                       textfile collector (name it *.prom; default off)
   --token-renew-before SECONDS
                        renew the device token when less than this is left
                        (default: a third of its lifetime)
@@ -59,6 +67,11 @@ export interface AgentOptions {
   maxBytesPerSecond?: number;
   tokenRenewBeforeSeconds?: number;
   logLevel: LogLevel;
+  metricsAddress?: string;
+  metricsTextfile?: string;
+  /** status: list the files, confirmed at or after `since` (ms) when set. */
+  files?: boolean;
+  since?: number;
 }
 
 export type ParsedOptions = { ok: true; options: AgentOptions } | { ok: false; error: string };
@@ -111,6 +124,10 @@ export function parseOptions(argv: string[]): ParsedOptions {
         "max-rate": { type: "string" },
         "log-level": { type: "string" },
         "token-renew-before": { type: "string" },
+        "metrics-address": { type: "string" },
+        "metrics-textfile": { type: "string" },
+        files: { type: "boolean" },
+        since: { type: "string" },
         once: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
@@ -139,6 +156,9 @@ export function parseOptions(argv: string[]): ParsedOptions {
     return { ok: false, error: `unknown command "${command}" (run, sync --once, status)` };
   }
   if (values.once && command !== "sync") return { ok: false, error: "--once goes with sync" };
+  if (values.files && command !== "status") return { ok: false, error: "--files goes with status" };
+  if (values.since !== undefined && !values.files)
+    return { ok: false, error: "--since goes with status --files" };
 
   const options = defaults(command);
   const numbers: [keyof AgentOptions, string, number, number, number][] = [
@@ -172,6 +192,8 @@ export function parseOptions(argv: string[]): ParsedOptions {
     }
     options.logLevel = values["log-level"] as LogLevel;
   }
+  const more = statusAndMetrics(values, options);
+  if (more) return { ok: false, error: more };
   if (values["no-events"]) options.events = false;
   if (values["volumes-dir"]) options.volumesDir = values["volumes-dir"];
   if (values["state-dir"]) options.stateDir = values["state-dir"];
@@ -198,6 +220,37 @@ export function parseOptions(argv: string[]): ParsedOptions {
     }
   }
   return { ok: true, options };
+}
+
+/** The status listing's and the metrics' options; an error line, or undefined when all is well. */
+function statusAndMetrics(
+  values: {
+    files?: boolean;
+    since?: string;
+    "metrics-address"?: string;
+    "metrics-textfile"?: string;
+  },
+  options: AgentOptions,
+): string | undefined {
+  if (values.files) options.files = true;
+  if (values.since !== undefined) {
+    const since = Date.parse(values.since);
+    if (!/^\d{4}-\d{2}-\d{2}/.test(values.since) || Number.isNaN(since))
+      return `--since must be an ISO 8601 time like 2026-11-28 or 2026-11-28T12:00:00Z, got "${values.since}"`;
+    options.since = since;
+  }
+  const address = values["metrics-address"];
+  if (address !== undefined) {
+    const match = /^(?:(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/.exec(address);
+    if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535)
+      return `--metrics-address must be HOST:PORT or PORT (1-65535), got "${address}"`;
+    options.metricsAddress = address;
+  }
+  if (values["metrics-textfile"] !== undefined) {
+    if (!values["metrics-textfile"]) return "--metrics-textfile needs a file name";
+    options.metricsTextfile = values["metrics-textfile"];
+  }
+  return undefined;
 }
 
 function defaults(command: Command): AgentOptions {

@@ -3,7 +3,7 @@
  * destination holds) and the last pass. Pure, so the shape is tested without a cluster; the
  * type is the CRD's, generated from manifests/crds (a type-only import: nothing is bundled).
  */
-import type { DataUpload } from "../capabilities/generated/edgedevice-v1alpha1";
+import type { StatusDataUpload as DataUpload } from "../capabilities/generated/edgedevice-v1alpha1";
 import type { PassReport } from "./sync/engine";
 import type { DestinationIndex } from "./sync/index-store";
 
@@ -40,9 +40,15 @@ export function buildDataUploadStatus(
     filesSent: workloads.reduce((n, w) => n + w.filesSent, 0),
     bytesSent: workloads.reduce((n, w) => n + w.bytesSent, 0),
     workloads,
+    ...(report ? { filesWaiting: filesWaiting(report) } : {}),
     // null clears a field in a merge patch: an error that is over must not linger.
     lastError: (lastError ?? null) as string | undefined,
     ...(times(w => w.lastSyncTime) ? { lastSyncTime: times(w => w.lastSyncTime) } : {}),
     ...(times(w => w.lastUploadTime) ? { lastUploadTime: times(w => w.lastUploadTime) } : {}),
   };
+}
+
+/** Files the pass found to upload that are not in the bucket yet. */
+export function filesWaiting(report: PassReport): number {
+  return report.quiet + report.failures.length + report.changedDuringUpload;
 }

@@ -6,6 +6,7 @@
 import {
   DEVICE_CONFIG_VERSION,
   DEFAULT_SYNC_INTERVAL_SECONDS,
+  DEFAULT_ABORT_UPLOADS_AFTER_HOURS,
   parseDeviceConfig,
   type DeviceConfig,
   type Storage,
@@ -19,18 +20,40 @@ export interface DeviceRef {
   labels?: Record<string, string>;
 }
 
+/** The device's own upload settings: its expanded key prefix and spec.dataUpload. */
+export interface DeviceUpload {
+  keyPrefix: string;
+  resumeUploads?: boolean;
+  abortUploadsAfterHours?: number;
+}
+
+type SpecPath = NonNullable<NonNullable<EdgeWorkload["spec"]>["data"]>["paths"] extends
+  | (infer P)[]
+  | undefined
+  ? P
+  : never;
+
+/** A data path as the config holds it: filters and the quiet period only when set. */
+function configPath(p: SpecPath) {
+  return {
+    source: p.source,
+    target: p.target,
+    ...(p.include?.length ? { include: p.include } : {}),
+    ...(p.exclude?.length ? { exclude: p.exclude } : {}),
+    ...(p.quietSeconds ? { quietSeconds: p.quietSeconds } : {}),
+  };
+}
+
 export function assembleDeviceConfig(
   device: DeviceRef,
   storage: Storage | null,
   workloads: EdgeWorkload[],
+  upload: DeviceUpload = { keyPrefix: "" },
 ): DeviceConfig {
   const selected = workloads
     .filter(w => w.metadata?.namespace === device.namespace && workloadSelects(w, device))
     .filter(w => (w.spec?.data?.paths ?? []).length > 0)
-    .map(w => ({
-      name: w.metadata!.name!,
-      paths: (w.spec!.data!.paths ?? []).map(p => ({ source: p.source, target: p.target })),
-    }))
+    .map(w => ({ name: w.metadata!.name!, paths: (w.spec!.data!.paths ?? []).map(configPath) }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const config = {
     version: DEVICE_CONFIG_VERSION,
@@ -38,6 +61,9 @@ export function assembleDeviceConfig(
     storage,
     workloads: selected,
     syncIntervalSeconds: DEFAULT_SYNC_INTERVAL_SECONDS,
+    keyPrefix: upload.keyPrefix,
+    resumeUploads: upload.resumeUploads ?? false,
+    abortUploadsAfterHours: upload.abortUploadsAfterHours ?? DEFAULT_ABORT_UPLOADS_AFTER_HOURS,
   };
   // The same schema the agent applies: the module never writes a config the agent would refuse.
   const parsed = parseDeviceConfig(config);

@@ -48,6 +48,8 @@ export interface ConfigSecretEntry extends MetaEntry {
   /** sha256 of the config key's value (base64), as written. */
   digest?: string;
   lastGood: Storage | null;
+  /** The key prefix the config holds (kept while a new keyPrefix template is unusable). */
+  keyPrefix: string;
 }
 
 export const digest = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -76,6 +78,7 @@ const configSecretEntry = (obj: KubeObject): ConfigSecretEntry => {
     ...metaEntry(obj),
     digest: data ? digest(data) : undefined,
     lastGood: parsed?.ok ? parsed.value.storage : null,
+    keyPrefix: parsed?.ok ? parsed.value.keyPrefix : "",
   };
 };
 

@@ -5,11 +5,13 @@
  */
 import { Capability, Log, type PeprMutateRequest, type PeprValidateRequest } from "pepr";
 import { RateLimiter } from "../agent/sync/rate-limit";
+import { EdgeDevice } from "./generated/edgedevice-v1alpha1";
 import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import "./generated/objectbucketclaim-v1alpha1";
 import { ClaimEndpoints } from "./claim-endpoint";
 import { ClusterCache } from "./cluster-cache";
 import { injectExport, type PodSpec } from "./export-volume";
+import { expandKeyPrefix, SharedBuckets } from "./key-space";
 import { KubeApi } from "./kube-api";
 import { References } from "./references";
 import { reconcileDevice } from "./reconcile-device";
@@ -39,8 +41,17 @@ export function validateWorkload(req: PeprValidateRequest<EdgeWorkload>) {
   return problems.length ? req.Deny(problems.join("; "), 422) : req.Approve();
 }
 
+/** Refuses a device whose spec.storage.keyPrefix template cannot give a key prefix. */
+export function validateDevice(req: PeprValidateRequest<EdgeDevice>) {
+  if (req.Raw.metadata?.deletionTimestamp) return req.Approve();
+  const { namespace = "default", name = "device" } = req.Raw.metadata ?? {};
+  const expanded = expandKeyPrefix(req.Raw.spec?.storage?.keyPrefix, { namespace, name });
+  return "problem" in expanded ? req.Deny(expanded.problem, 422) : req.Approve();
+}
+
 When(EdgeWorkload).IsCreatedOrUpdated().Mutate(mutateWorkload);
 When(EdgeWorkload).IsCreatedOrUpdated().Validate(validateWorkload);
+When(EdgeDevice).IsCreatedOrUpdated().Validate(validateDevice);
 
 const settings = readSettings();
 const references = new References();
@@ -60,6 +71,8 @@ const context = {
   limiter: new RateLimiter(settings.apiQps, settings.apiBurst),
   applied: new Map<string, string>(),
   claimEndpoints: new ClaimEndpoints(settings),
+  sharedBuckets: new SharedBuckets(),
+  enqueue: (key: string) => queue.enqueue(key),
 };
 queue = new WorkQueue(
   async key => {

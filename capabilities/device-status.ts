@@ -7,7 +7,13 @@ import { mergeConditions, type ConditionInput } from "./conditions";
 import type { Condition, StatusStorage } from "./generated/edgedevice-v1alpha1";
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import type { StorageResolution } from "./storage";
-import { workloadProblems } from "./workload-validation";
+import type { Collision } from "./key-space";
+
+/** A workload left out of a device's config, and why (each problem names its field). */
+export interface RefusedWorkload {
+  workload: EdgeWorkload;
+  problems: string[];
+}
 
 export interface EventInput {
   type: "Normal" | "Warning";
@@ -22,8 +28,12 @@ export interface Findings {
   lastGood: Storage | null;
   /** Objects with the module's names that it does not own. */
   conflicts: string[];
-  /** Workloads selecting the device that fail validation. */
-  invalid: EdgeWorkload[];
+  /** Workloads selecting the device left out of its config: invalid, or overlapping another's targets. */
+  invalid: RefusedWorkload[];
+  /** The key prefix in the config; and why spec.storage.keyPrefix could not be used, if so. */
+  keyPrefix: { template?: string; prefix: string; problem?: string };
+  /** Other devices writing to the same bucket, and the keys they can overwrite. */
+  shared: { sharing: string[]; collisions: Collision[] };
   configSecret: string;
   obcName?: string;
 }
@@ -86,10 +96,10 @@ function ready(f: Findings): ConditionInput {
 }
 
 /** The condition a device gets while invalid workloads select it. */
-function invalidWorkloads(invalid: EdgeWorkload[]): ConditionInput {
+function invalidWorkloads(invalid: RefusedWorkload[]): ConditionInput {
   const each = invalid.map(
-    w =>
-      `EdgeWorkload ${w.metadata?.namespace}/${w.metadata?.name}: ${workloadProblems(w).join("; ")}`,
+    ({ workload: w, problems }) =>
+      `EdgeWorkload ${w.metadata?.namespace}/${w.metadata?.name}: ${problems.join("; ")}`,
   );
   return {
     type: "WorkloadsValid",
@@ -99,9 +109,51 @@ function invalidWorkloads(invalid: EdgeWorkload[]): ConditionInput {
   };
 }
 
+/** Present once spec.storage.keyPrefix is set: the prefix in use, or why the template is not. */
+function keyPrefixCondition(k: Findings["keyPrefix"]): ConditionInput | undefined {
+  if (!k.template) return undefined;
+  if (k.problem)
+    return {
+      type: "KeyPrefixValid",
+      status: "False",
+      reason: "InvalidKeyPrefix",
+      message: `${k.problem}. The device keeps ${k.prefix ? `the key prefix "${k.prefix}/"` : "keys without a prefix"} until this is fixed`,
+    };
+  return {
+    type: "KeyPrefixValid",
+    status: "True",
+    reason: "KeyPrefixExpanded",
+    message: `Object keys start with "${k.prefix}/"`,
+  };
+}
+
+/** Present while other devices upload to the same bucket: True when their keys can collide. */
+function collisionCondition(s: Findings["shared"]): ConditionInput | undefined {
+  if (!s.sharing.length) return undefined;
+  if (!s.collisions.length)
+    return {
+      type: "KeysCollide",
+      status: "False",
+      reason: "DistinctPrefixes",
+      message: `The bucket is shared with ${s.sharing.length} other device(s); their key prefixes keep them apart`,
+    };
+  const each = s.collisions
+    .slice(0, 5)
+    .map(c => `"${c.mine}/" with "${c.theirs}/" of EdgeDevice ${c.device}`);
+  const more = s.collisions.length > 5 ? ` and ${s.collisions.length - 5} more` : "";
+  return {
+    type: "KeysCollide",
+    status: "True",
+    reason: "SharedBucketOverlap",
+    message: `Devices share this bucket and their objects can overwrite each other: ${each.join(", ")}${more}. Set spec.storage.keyPrefix, e.g. {namespace}/{device}`,
+  };
+}
+
 export function deviceConditions(f: Findings): ConditionInput[] {
   const conditions = [ready(f)];
   if (f.invalid.length) conditions.push(invalidWorkloads(f.invalid));
+  for (const c of [keyPrefixCondition(f.keyPrefix), collisionCondition(f.shared)])
+    if (c) conditions.push(c);
   const obc = f.resolution.obc;
   if (obc)
     conditions.push({
@@ -163,19 +215,19 @@ export function deviceEvents(
 
 /** A Warning for each invalid workload, when the device's WorkloadsValid condition changes. */
 export function workloadEvents(
-  invalid: EdgeWorkload[],
+  invalid: RefusedWorkload[],
   old: Condition[] | undefined,
   now: Condition[],
 ): { workload: EdgeWorkload; event: EventInput }[] {
   const was = old?.find(c => c.type === "WorkloadsValid")?.message;
   const is = now.find(c => c.type === "WorkloadsValid")?.message;
   if (!is || was === is) return [];
-  return invalid.map(workload => ({
+  return invalid.map(({ workload, problems }) => ({
     workload,
     event: {
       type: "Warning",
       reason: "InvalidWorkload",
-      message: `${workloadProblems(workload).join("; ")}: left out of the configs of the devices it selects until fixed`,
+      message: `${problems.join("; ")}: left out of the configs of the devices it selects until fixed`,
     },
   }));
 }

@@ -9,10 +9,11 @@ import { hostname } from "node:os";
 import {
   DEVICE_CONFIG_KEY,
   deviceConfigSecretName,
+  type DeviceConfig,
   type Storage,
 } from "../agent/config/device-config";
 import type { RateLimiter } from "../agent/sync/rate-limit";
-import { assembleDeviceConfig } from "./assemble-config";
+import { assembleDeviceConfig, type DeviceUpload } from "./assemble-config";
 import type { ClaimEndpoints } from "./claim-endpoint";
 import { digest, type AccessKind, type ClusterCache, type DataKind } from "./cluster-cache";
 import { sameModuleStatus } from "./conditions";
@@ -34,6 +35,12 @@ import {
 } from "./device-status";
 import { EdgeDevice } from "./generated/edgedevice-v1alpha1";
 import { ObjectBucketClaim } from "./generated/objectbucketclaim-v1alpha1";
+import {
+  expandKeyPrefix,
+  keyPrefixes,
+  overlappingWorkloads,
+  type SharedBuckets,
+} from "./key-space";
 import { getOrUndefined } from "./kube-errors";
 import { objectPath, type KubeApi, type KubeObject } from "./kube-api";
 import type { References } from "./references";
@@ -53,6 +60,10 @@ export interface ReconcileContext {
   applied: Map<string, string>;
   /** Where devices reach claim buckets. */
   claimEndpoints: ClaimEndpoints;
+  /** What each device writes where, to tell devices sharing a bucket. */
+  sharedBuckets: SharedBuckets;
+  /** Reconcile another device (one that shares a bucket with this one). */
+  enqueue: (key: string) => void;
 }
 
 /** What happens next, as controller-runtime's reconcile.Result: look again after a delay. */
@@ -199,23 +210,69 @@ function readConfigSecret(owner: OwnerDevice, ctx: ReconcileContext, conflicts: 
   const foreign = foreignObject("Secret", ctx.cache.objects.Secret.get(key), owner);
   if (foreign) conflicts.push(foreign);
   const ours = foreign ? undefined : ctx.cache.configSecrets.get(key);
-  return { name, foreign: !!foreign, digest: ours?.digest, lastGood: ours?.lastGood ?? null };
+  return {
+    name,
+    foreign: !!foreign,
+    digest: ours?.digest,
+    lastGood: ours?.lastGood ?? null,
+    keyPrefix: ours?.keyPrefix ?? "",
+  };
 }
 
-/** The device's config from the storage and the valid workloads that select it. */
-function assembleFor(device: EdgeDevice, storage: Storage | null, ctx: ReconcileContext) {
+/**
+ * The device's config from the storage and the workloads that select it. Left out: invalid ones
+ * (stored before the webhook, or while the module was down) and those whose targets overlap an
+ * older workload's on this device; the other workloads and the storage still reach it.
+ */
+function assembleFor(
+  device: EdgeDevice,
+  storage: Storage | null,
+  upload: DeviceUpload,
+  ctx: ReconcileContext,
+) {
   const { namespace, name, labels } = device.metadata as {
     namespace: string;
     name: string;
     labels?: Record<string, string>;
   };
   const ref = { namespace, name, labels };
-  const workloads = ctx.cache.workloadsIn(namespace);
-  // A workload stored before the webhook (or while the module was down) may be invalid: it is
-  // left out of this device's config, so the other workloads and the storage still reach it.
-  const invalid = workloads.filter(w => workloadSelects(w, ref) && workloadProblems(w).length);
-  const valid = workloads.filter(w => !invalid.includes(w));
-  return { config: assembleDeviceConfig(ref, storage, valid), invalid };
+  const selecting = ctx.cache
+    .workloadsIn(namespace)
+    .filter(w => workloadSelects(w, ref) && (w.spec?.data?.paths ?? []).length);
+  const invalid = selecting
+    .map(workload => ({ workload, problems: workloadProblems(workload) }))
+    .filter(r => r.problems.length);
+  const valid = selecting.filter(w => !invalid.some(r => r.workload === w));
+  const overlapping = overlappingWorkloads(valid);
+  const kept = valid.filter(w => !overlapping.some(r => r.workload === w));
+  return {
+    config: assembleDeviceConfig(ref, storage, kept, upload),
+    invalid: [...invalid, ...overlapping],
+  };
+}
+
+/** The device's key prefix: its template expanded, or the one in use while the template is bad. */
+function keyPrefixFor(device: EdgeDevice, owner: OwnerDevice, inUse: string) {
+  const template = device.spec?.storage?.keyPrefix;
+  const expanded = expandKeyPrefix(template, owner);
+  return "problem" in expanded
+    ? { template, prefix: inUse, problem: expanded.problem }
+    : { template, prefix: expanded.prefix };
+}
+
+/** Records what the device writes where; devices whose sharing changed are reconciled too. */
+function shareBucket(key: string, config: DeviceConfig, ctx: ReconcileContext) {
+  const { storage } = config;
+  const space = storage && {
+    bucket: `${storage.endpoint}/${storage.bucket}`,
+    prefixes: keyPrefixes(
+      config.keyPrefix,
+      config.workloads.flatMap(w => w.paths.map(p => p.target)),
+    ),
+  };
+  const shared = ctx.sharedBuckets.update(key, space || undefined);
+  for (const other of shared.affected) ctx.enqueue(other);
+  return shared;
 }
 
 /** The module's status fields and Events, written only when they changed. */
@@ -261,6 +318,7 @@ export async function reconcileDevice(
   const device = ctx.cache.devices.get(key);
   if (!device || device.metadata?.deletionTimestamp) {
     ctx.references.forget(key); // its Secret, ServiceAccount, Role and RoleBinding are garbage-collected
+    for (const other of ctx.sharedBuckets.update(key, undefined).affected) ctx.enqueue(other);
     for (const [k] of ACCESS_KINDS)
       ctx.applied.delete(`${k}/${namespace}/${deviceAccessName(name)}`);
     return {};
@@ -281,7 +339,13 @@ export async function reconcileDevice(
   // A failure keeps the storage of the last good config; workloads still follow.
   const current = readConfigSecret(owner, ctx, conflicts);
   const storage = resolution.problem ? current.lastGood : (resolution.storage ?? null);
-  const { config, invalid } = assembleFor(device, storage, ctx);
+  const keyPrefix = keyPrefixFor(device, owner, current.keyPrefix);
+  const { config, invalid } = assembleFor(
+    device,
+    storage,
+    { keyPrefix: keyPrefix.prefix, ...device.spec?.dataUpload },
+    ctx,
+  );
   const secret = configSecret(owner, config);
   if (!current.foreign && current.digest !== digest(secret.data[DEVICE_CONFIG_KEY]))
     ctx.cache.configSecrets.observe(await call(ctx, () => ctx.api.apply(secret)));
@@ -294,6 +358,8 @@ export async function reconcileDevice(
       lastGood: current.lastGood,
       conflicts,
       invalid,
+      keyPrefix,
+      shared: shareBucket(key, config, ctx),
       configSecret: current.name,
       obcName,
     },

@@ -2,7 +2,7 @@
  * What admission refuses in an EdgeWorkload, each problem naming its field. Pure.
  * Runs after injection (mutating admission comes first), so the module's own mount is allowed.
  */
-import { relativePathProblem } from "../agent/config/device-config";
+import { globProblem, relativePathProblem } from "../agent/config/device-config";
 import { normalizeTarget } from "../agent/sync/keys";
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import { EXPORT_MOUNT_PATH, isInjectedMount, type PodSpec } from "./export-volume";
@@ -36,6 +36,11 @@ export function workloadProblems(workload: EdgeWorkload): string[] {
       const problem = relativePathProblem(path[field] ?? "");
       if (problem) problems.push(`spec.data.paths[${i}].${field}: ${problem}`);
     }
+    for (const list of ["include", "exclude"] as const)
+      (path[list] ?? []).forEach((glob, j) => {
+        const problem = globProblem(glob);
+        if (problem) problems.push(`spec.data.paths[${i}].${list}[${j}]: ${problem}`);
+      });
     const target = normalizeTarget(path.target ?? "");
     const first = targets.get(target);
     if (first !== undefined) {

@@ -11,6 +11,7 @@ export const DEVICE_CONFIG_VERSION = 1;
 /** Key of the config JSON inside the device config Secret. */
 export const DEVICE_CONFIG_KEY = "config.json";
 export const DEFAULT_SYNC_INTERVAL_SECONDS = 15;
+export const DEFAULT_ABORT_UPLOADS_AFTER_HOURS = 24;
 
 /** The Secret that holds the config of device `name` (in the device's namespace). */
 export function deviceConfigSecretName(deviceName: string): string {
@@ -66,11 +67,40 @@ export const storageSchema = z.strictObject({
   forcePathStyle: z.boolean().default(true),
 });
 
+/**
+ * Why a glob (include/exclude of a data path) is not usable, or undefined. `*` and `?` match
+ * within one path segment, `**` across segments, `[abc]` one character of a set; a glob without
+ * `/` matches a file's name at any depth, one with `/` the path relative to the source.
+ */
+export function globProblem(glob: string): string | undefined {
+  if (glob.length === 0) return "must not be empty";
+  if (glob.length > 256) return "must be at most 256 characters";
+  if (glob.startsWith("/")) return "must be relative to the source, not absolute";
+  if (glob.includes("\\")) return "must use / as separator";
+  if ((glob.match(/\[/g) ?? []).length !== (glob.match(/\]/g) ?? []).length)
+    return "has an unclosed [";
+  return undefined;
+}
+
+const glob = z.string().superRefine((value, ctx) => {
+  const problem = globProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+/** Longest quiet period a data path may ask for: one day. */
+export const MAX_QUIET_SECONDS = 86400;
+
 export const dataPathSchema = z.strictObject({
   /** Directory under the workload's /export. */
   source: relativePath,
-  /** Key prefix in the bucket. */
+  /** Key prefix in the bucket (after the device's keyPrefix). */
   target: relativePath,
+  /** Only files matching one of these are uploaded; empty or absent: every file. */
+  include: z.array(glob).max(64).optional(),
+  /** Files matching one of these are never uploaded (wins over include). */
+  exclude: z.array(glob).max(64).optional(),
+  /** A file modified less than this many seconds ago waits for a later pass; 0: off. */
+  quietSeconds: z.number().int().min(0).max(MAX_QUIET_SECONDS).optional(),
 });
 
 export const workloadSchema = z.strictObject({
@@ -85,6 +115,27 @@ export const deviceConfigSchema = z.strictObject({
   storage: storageSchema.nullable(),
   workloads: z.array(workloadSchema),
   syncIntervalSeconds: z.number().int().min(1).max(86400).default(DEFAULT_SYNC_INTERVAL_SECONDS),
+  /**
+   * Put before every object key of this device (`<keyPrefix>/<target>/<path>`): the module
+   * expands the EdgeDevice's spec.storage.keyPrefix template (e.g. `{namespace}/{device}`), so
+   * devices sharing a bucket keep apart. Empty: keys start at the target.
+   */
+  keyPrefix: z
+    .string()
+    .max(512)
+    .refine(value => value === "" || !relativePathProblem(value), {
+      message: "must be a relative path without '..'",
+    })
+    .default(""),
+  /** Multipart uploads cut short (crash, reboot, lost link) continue from the parts sent. */
+  resumeUploads: z.boolean().default(false),
+  /** Open multipart uploads older than this are aborted rather than resumed. */
+  abortUploadsAfterHours: z
+    .number()
+    .int()
+    .min(1)
+    .max(8760)
+    .default(DEFAULT_ABORT_UPLOADS_AFTER_HOURS),
 });
 
 export type DeviceConfig = z.infer<typeof deviceConfigSchema>;

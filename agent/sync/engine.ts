@@ -7,6 +7,7 @@ import {
   AbortMultipartUploadCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
@@ -25,17 +26,19 @@ import {
   type RemoteObject,
 } from "./compare";
 import { hashBuffer, hashFile, type FileHashes } from "./hash";
-import type { DestinationIndex, IndexStore } from "./index-store";
+import { pathFilter, changedAtMs, stillQuieting, type PathFilter } from "./filter";
+import type { DestinationIndex, IndexStore, PendingUpload } from "./index-store";
 import type { PathBytes } from "./confined";
-import { targetPrefix } from "./keys";
+import { prefixedTarget, targetPrefix } from "./keys";
 import type { RateLimiter } from "./rate-limit";
 import { Semaphore, TaskPool } from "./semaphore";
 import {
   partSizeFor,
   putBuffer,
   transferFile,
+  type ResumableUpload,
+  type Sent,
   type TransferOptions,
-  type TransferResult,
 } from "./transfer";
 import {
   lookAt,
@@ -73,11 +76,17 @@ export interface PassReport {
   filesSeen: number;
   filesSent: number;
   bytesSent: number;
+  /** Bytes of resumed multipart uploads that the server already held (not sent again). */
+  bytesReused: number;
   adopted: number;
   /** Same bytes, new times: not sent. */
   refreshed: number;
   /** Changed while being sent: sent again on a later pass. */
   changedDuringUpload: number;
+  /** Changed within their path's quiet period: left for a later pass. */
+  quiet: number;
+  /** When the first of those is quiet long enough (ms since the epoch). */
+  quietUntil?: number;
   /** Index entries dropped: their files are gone, or their workload is. */
   pruned: number;
   listedPrefixes: string[];
@@ -153,6 +162,10 @@ export class DestinationSync {
   interruptedMultipart = false;
   /** Keys being sent right now by this process. */
   private readonly inFlight = new Set<string>();
+  /** Prefixes whose open uploads this process has looked through (see abortStrayUploads). */
+  private readonly strayChecked = new Set<string>();
+  /** Whether cut-short multipart uploads are resumed, and until what age (the device config). */
+  uploadPolicy: UploadPolicy = { resume: false, abortAfterMs: 24 * 3_600_000 };
   /** Why the index cannot be saved right now (state dir full or read-only), if it cannot. */
   stateProblem?: string;
   private readonly client: S3Client;
@@ -191,29 +204,48 @@ export class DestinationSync {
       );
       this.index.listedPrefixes = [];
     }
-    for (const [key, uploadId] of Object.entries(this.index.pendingUploads)) {
-      try {
-        await this.client.send(
-          new AbortMultipartUploadCommand({
-            Bucket: this.destination.bucket,
-            Key: key,
-            UploadId: uploadId,
-          }),
-        );
-        this.log.info("aborted a multipart upload left by an earlier run", { key });
-      } catch (err) {
-        if ((err as { name?: string }).name !== "NoSuchUpload") {
-          this.log.warn("could not abort a leftover multipart upload; will try again", {
-            key,
-            error: describeError(err),
-          });
-          continue;
-        }
-      }
+    await this.abortPending(pending => !this.resumable(pending));
+    await this.persist().catch(err => this.stateProblemFrom(err));
+  }
+
+  /** True for an upload the policy resumes: resumes are on, it is young enough, its file known. */
+  private resumable(pending: PendingUpload): boolean {
+    const age = Date.now() - Date.parse(pending.startedAt);
+    return (
+      this.uploadPolicy.resume && pending.size !== undefined && age < this.uploadPolicy.abortAfterMs
+    );
+  }
+
+  /** Aborts the pending uploads `which` picks (none being sent now); an unknown upload is gone. */
+  private async abortPending(which: (pending: PendingUpload) => boolean): Promise<void> {
+    for (const [key, pending] of Object.entries(this.index.pendingUploads)) {
+      if (this.inFlight.has(key) || !which(pending)) continue;
+      if (!(await this.abortUpload(key, pending.uploadId))) continue;
       delete this.index.pendingUploads[key];
       this.dirty = true;
     }
-    await this.persist().catch(err => this.stateProblemFrom(err));
+  }
+
+  /** True when the upload is aborted (or was gone already). */
+  private async abortUpload(key: string, uploadId: string): Promise<boolean> {
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({
+          Bucket: this.destination.bucket,
+          Key: key,
+          UploadId: uploadId,
+        }),
+      );
+      this.log.info("aborted a multipart upload left by an earlier run", { key });
+      return true;
+    } catch (err) {
+      if ((err as { name?: string }).name === "NoSuchUpload") return true;
+      this.log.warn("could not abort a leftover multipart upload; will try again", {
+        key,
+        error: describeError(err),
+      });
+      return false;
+    }
   }
 
   get state(): DestinationIndex {
@@ -324,18 +356,23 @@ export class DestinationSync {
         const target: PathRun = {
           workload: workload.name,
           sourcePath: join(workload.name, path.source),
-          prefix: targetPrefix(path.target),
+          prefix: targetPrefix(prefixedTarget(options.keyPrefix, path.target)),
+          filter: pathFilter(path),
           wr,
           onDirectory: options.onDirectory && (dir => options.onDirectory!(id, dir)),
         };
         const remote = await this.listIfNew(target.prefix, run.report);
+        await this.abortStrays(target.prefix);
         if (changed) await this.passChanges(target, changed, remote, run);
         else await this.passScan(target, remote, run);
       }
     }
     await run.pool.drain();
     if (signal?.aborted) run.report.aborted ??= "stopped";
-    if (run.seen && !run.report.aborted) this.prune(workloads, run);
+    if (run.seen && !run.report.aborted) {
+      this.prune(workloads, options.keyPrefix, run);
+      if (this.uploadPolicy.resume) await this.abortPending(pending => !this.resumable(pending));
+    }
     this.finishPass(run.report);
     await this.persist().catch(err => this.stateProblemFrom(err));
     run.report.stateProblem = this.stateProblem;
@@ -392,12 +429,15 @@ export class DestinationSync {
     run: PassRun,
   ): Promise<void> {
     const index = this.index.files;
+    const { filter } = target;
     for await (const batch of files) {
-      run.report.filesSeen += batch.length;
       for (const file of batch) {
+        if (!filter.wanted(file.relativePath)) continue;
+        run.report.filesSeen++;
         const key = target.prefix + file.relativePath;
         run.seen?.add(key);
         if (index.hasStat(key, file)) continue; // untouched: the common case, decided cheaply
+        if (this.quieting(file, filter, run.report)) continue;
         const decision = decide(file, index.get(key), remote?.get(key));
         if (decision.action === "skip") continue;
         if (stopped(run)) return;
@@ -405,6 +445,15 @@ export class DestinationSync {
         await run.pool.submit(() => this.syncFile(item, run));
       }
     }
+  }
+
+  /** True (and counted) for a file changed too recently for its path's quiet period. */
+  private quieting(file: LocalFile, filter: PathFilter, report: PassReport): boolean {
+    if (!stillQuieting(file.ctimeNs, filter.quietMs, Date.now())) return false;
+    report.quiet++;
+    const due = changedAtMs(file.ctimeNs) + filter.quietMs;
+    report.quietUntil = Math.min(report.quietUntil ?? Infinity, due);
+    return true;
   }
 
   /** Drops the entry of a file that is gone, or of every file below a folder that is gone. */
@@ -423,14 +472,18 @@ export class DestinationSync {
    * are no longer configured, are dropped (the objects stay in the bucket). A removed workload's
    * prefixes are forgotten too, so that if it comes back its objects are adopted, not sent again.
    */
-  private prune(workloads: WorkloadPaths[], run: PassRun): void {
+  private prune(workloads: WorkloadPaths[], keyPrefix: string | undefined, run: PassRun): void {
     const configured = new Set(workloads.map(w => w.name));
-    const prefixes = new Set(workloads.flatMap(w => w.paths.map(p => targetPrefix(p.target))));
+    const prefixes = new Set(
+      workloads.flatMap(w => w.paths.map(p => targetPrefix(prefixedTarget(keyPrefix, p.target)))),
+    );
+    const all = [...prefixes];
     const files = this.index.files;
     let pruned = 0;
     for (const [key, workload] of files.keysWithWorkload()) {
       const gone =
         !configured.has(workload) ||
+        !all.some(prefix => key.startsWith(prefix)) || // its target or key prefix changed
         (!run.seen!.has(key) && run.scanned.some(prefix => key.startsWith(prefix)));
       if (gone && files.delete(key)) pruned++;
     }
@@ -455,9 +508,18 @@ export class DestinationSync {
   }
 
   /**
+   * With resumes on, uploads are left open on purpose: once per prefix per process, the open
+   * uploads the index does not know (a wiped or older index) are aborted.
+   */
+  private async abortStrays(prefix: string): Promise<void> {
+    if (this.uploadPolicy.resume && !this.strayChecked.has(prefix))
+      await this.abortStrayUploads(prefix);
+  }
+
+  /**
    * A crash between CreateMultipartUpload and the moment its id reached the index leaves an
    * upload nobody knows: after a crash, open uploads under our prefix that this run is not
-   * sending are aborted, so no orphaned parts pile up in the bucket.
+   * sending (or keeping to resume) are aborted, so no orphaned parts pile up in the bucket.
    */
   private async abortStrayUploads(prefix: string): Promise<void> {
     const open = await this.client.send(
@@ -465,6 +527,7 @@ export class DestinationSync {
     );
     for (const upload of open.Uploads ?? []) {
       if (!upload.Key || !upload.UploadId || this.inFlight.has(upload.Key)) continue;
+      if (this.index.pendingUploads[upload.Key]?.uploadId === upload.UploadId) continue;
       await this.client
         .send(
           new AbortMultipartUploadCommand({
@@ -481,6 +544,7 @@ export class DestinationSync {
           }),
         );
     }
+    this.strayChecked.add(prefix);
   }
 
   /** Records what a file is now (its content fingerprint and stat) under its key. */
@@ -571,10 +635,12 @@ export class DestinationSync {
       const file = toLocalFile(path, root, relativePath, stat);
       const hash: Hasher = partSize => hashFile(handle, file.size, partSize, run.signal);
       if (await this.alreadyThere(item, file, hash, run)) return;
-      const transfer = () => transferFile(item.key, file, handle, this.transferOptions(run));
-      await this.send(item, run, () =>
-        file.size > this.settings.partSize ? run.multipart.run(transfer) : transfer(),
-      );
+      const large = file.size > this.settings.partSize;
+      const transfer = async () => {
+        const resume = large ? await this.resumeFor(item.key, file) : undefined;
+        return transferFile(item.key, file, handle, { ...this.transferOptions(run, file), resume });
+      };
+      await this.send(item, run, () => (large ? run.multipart.run(transfer) : transfer()));
     } finally {
       await handle.close();
     }
@@ -606,7 +672,53 @@ export class DestinationSync {
     return false;
   }
 
-  private transferOptions(run: PassRun): TransferOptions {
+  /**
+   * The upload an earlier run left open for this file, with the parts the server holds; undefined
+   * (after aborting it) when the file changed since, or when there is none to resume.
+   */
+  private async resumeFor(key: string, file: LocalFile): Promise<ResumableUpload | undefined> {
+    const pending = this.index.pendingUploads[key];
+    if (!pending || !this.uploadPolicy.resume) return undefined;
+    const same =
+      pending.size === file.size && pending.mtimeNs === file.mtimeNs && pending.ino === file.ino;
+    if (!same || !this.resumable(pending) || !pending.partSize) {
+      if (await this.abortUpload(key, pending.uploadId)) delete this.index.pendingUploads[key];
+      this.dirty = true;
+      return undefined;
+    }
+    try {
+      const parts = await this.listParts(key, pending.uploadId);
+      this.log.info("resuming a multipart upload", { key, partsOnServer: parts.size });
+      return { uploadId: pending.uploadId, partSize: pending.partSize, parts };
+    } catch (err) {
+      if ((err as { name?: string }).name !== "NoSuchUpload") throw err;
+      delete this.index.pendingUploads[key]; // completed or aborted by someone else: start over
+      this.dirty = true;
+      return undefined;
+    }
+  }
+
+  private async listParts(key: string, uploadId: string): Promise<ResumableUpload["parts"]> {
+    const parts: ResumableUpload["parts"] = new Map();
+    let marker: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListPartsCommand({
+          Bucket: this.destination.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumberMarker: marker,
+        }),
+      );
+      for (const part of page.Parts ?? [])
+        if (part.PartNumber && part.ETag)
+          parts.set(part.PartNumber, { size: part.Size ?? -1, etag: bareEtag(part.ETag) });
+      marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
+    } while (marker);
+    return parts;
+  }
+
+  private transferOptions(run: PassRun, file?: LocalFile): TransferOptions {
     return {
       client: this.client,
       putObject: this.s3.putObject,
@@ -617,8 +729,11 @@ export class DestinationSync {
       limiter: this.settings.limiter,
       signal: run.signal,
       onBytes: this.settings.onBytes,
-      onMultipartStart: (k, uploadId) => {
-        this.index.pendingUploads[k] = uploadId;
+      keepOnFailure: this.uploadPolicy.resume,
+      onMultipartStart: (k, uploadId, partSize) => {
+        const startedAt = new Date().toISOString();
+        const { size, mtimeNs, ino } = file ?? {};
+        this.index.pendingUploads[k] = { uploadId, startedAt, size, mtimeNs, ino, partSize };
         this.dirty = true;
         this.persistInBackground();
       },
@@ -626,11 +741,7 @@ export class DestinationSync {
   }
 
   /** Runs one transfer and records what it left in the bucket. */
-  private async send(
-    item: FileItem,
-    run: PassRun,
-    transfer: () => Promise<TransferResult>,
-  ): Promise<void> {
+  private async send(item: FileItem, run: PassRun, transfer: () => Promise<Sent>): Promise<void> {
     const { key, wr } = item;
     this.inFlight.add(key);
     const result = await transfer().finally(() => this.inFlight.delete(key));
@@ -638,8 +749,10 @@ export class DestinationSync {
       delete this.index.pendingUploads[key];
       this.dirty = true;
     }
-    run.report.bytesSent += result.file.size;
-    wr.bytesSent += result.file.size;
+    const reused = result.reusedBytes ?? 0;
+    run.report.bytesSent += result.file.size - reused;
+    run.report.bytesReused += reused;
+    wr.bytesSent += result.file.size - reused;
     if (result.state === "changed") {
       run.report.changedDuringUpload++;
       return;
@@ -702,6 +815,8 @@ interface PassRun {
 /** One data path within a pass. */
 interface PathRun extends WalkOptions {
   workload: string;
+  /** Its include/exclude globs and quiet period. */
+  filter: PathFilter;
   /** `<workload>/<source>`, below the volumes dir. */
   sourcePath: string;
   /** Object keys of this path start with it. */
@@ -724,7 +839,16 @@ export const pathId = (workload: string, source: string) => `${workload}\0${sour
 const relativeOf = (entry: ChangedEntry) =>
   entry.dir.rel ? `${entry.dir.rel}/${nameToKey(entry.name)}` : nameToKey(entry.name);
 
+/** What the device config says about multipart uploads cut short. */
+export interface UploadPolicy {
+  resume: boolean;
+  /** Older open uploads are aborted, not resumed. */
+  abortAfterMs: number;
+}
+
 export interface PassOptions {
+  /** Put before every key (the config's keyPrefix). */
+  keyPrefix?: string;
   /** Look only at these entries (a pass after change events). */
   changes?: Changes;
   /** Called for each directory a pass lists, with its data path's id. */
@@ -760,9 +884,11 @@ export function emptyReport(): PassReport {
     filesSeen: 0,
     filesSent: 0,
     bytesSent: 0,
+    bytesReused: 0,
     adopted: 0,
     refreshed: 0,
     changedDuringUpload: 0,
+    quiet: 0,
     pruned: 0,
     listedPrefixes: [],
     failures: [],

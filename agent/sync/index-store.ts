@@ -48,6 +48,28 @@ export interface IndexEntry {
   sentAt: string;
 }
 
+/** A multipart upload started and not completed, and the file it was started for. */
+export interface PendingUpload {
+  uploadId: string;
+  /** ISO time it was created; empty when unknown (an index written before resumes). */
+  startedAt: string;
+  /** The file it sends (its size, mtime and inode stamps): a resume needs the same file. */
+  size?: number;
+  mtimeNs?: string;
+  ino?: string;
+  partSize?: number;
+}
+
+/** Pending uploads as stored; an upload id alone (older indexes) cannot be resumed. */
+function pendingFrom(
+  stored: Record<string, string | PendingUpload>,
+): Record<string, PendingUpload> {
+  const out: Record<string, PendingUpload> = {};
+  for (const [key, value] of Object.entries(stored ?? {}))
+    out[key] = typeof value === "string" ? { uploadId: value, startedAt: "" } : value;
+  return out;
+}
+
 export interface WorkloadSyncState {
   lastSyncTime?: string;
   lastUploadTime?: string;
@@ -75,8 +97,11 @@ interface Persisted {
 export interface DestinationIndex extends Destination {
   version: typeof INDEX_VERSION;
   files: FileIndex;
-  /** Multipart uploads in flight, by object key: aborted on the next start after a crash. */
-  pendingUploads: Record<string, string>;
+  /**
+   * Multipart uploads in flight, by object key: aborted on the next start after a crash, or
+   * resumed when the device config asks for it (see PendingUpload).
+   */
+  pendingUploads: Record<string, PendingUpload>;
   /** Key prefixes already listed in the bucket: listed once, to adopt objects already there. */
   listedPrefixes: string[];
   workloads: Record<string, WorkloadSyncState>;
@@ -534,13 +559,13 @@ function apply(buf: Buffer, line: Line, index: DestinationIndex, names: string[]
   if (line.type === "M") {
     const meta = JSON.parse(buf.toString("utf8", line.start, line.end)) as {
       names: string[];
-      pendingUploads: Record<string, string>;
+      pendingUploads: Record<string, string | PendingUpload>;
       listedPrefixes: string[];
       workloads: Record<string, WorkloadSyncState>;
     };
     names.splice(0, names.length, ...meta.names);
     Object.assign(index, {
-      pendingUploads: meta.pendingUploads,
+      pendingUploads: pendingFrom(meta.pendingUploads),
       listedPrefixes: meta.listedPrefixes,
       workloads: meta.workloads,
     });
@@ -698,7 +723,7 @@ function fromLegacy(text: string, destination: Destination): DestinationIndex | 
       ino: base36(e.ino),
     });
   Object.assign(index, {
-    pendingUploads: v.pendingUploads,
+    pendingUploads: pendingFrom(v.pendingUploads),
     listedPrefixes: v.listedPrefixes,
     workloads: v.workloads,
   });

@@ -25,3 +25,9 @@ export function targetPrefix(target: string): string {
   const prefix = normalizeTarget(target);
   return prefix ? `${prefix}/` : "";
 }
+
+/** A data path's target below the device's key prefix (`<keyPrefix>/<target>`). */
+export function prefixedTarget(keyPrefix: string | undefined, target: string): string {
+  const prefix = normalizeTarget(keyPrefix ?? "");
+  return prefix ? `${prefix}/${normalizeTarget(target)}` : target;
+}

@@ -35,8 +35,19 @@ export interface TransferOptions {
   queueSize: number;
   limiter: RateLimiter;
   signal?: AbortSignal;
-  onMultipartStart?: (key: string, uploadId: string) => void;
+  onMultipartStart?: (key: string, uploadId: string, partSize: number) => void;
   onBytes?: (bytes: number) => void;
+  /** Continue this multipart upload: parts the server holds that match the file are not sent. */
+  resume?: ResumableUpload;
+  /** A failed or stopped multipart upload is left open (to be resumed), not aborted. */
+  keepOnFailure?: boolean;
+}
+
+/** An open multipart upload and the parts the server already holds (ListParts). */
+export interface ResumableUpload {
+  uploadId: string;
+  partSize: number;
+  parts: Map<number, { size: number; etag: string }>;
 }
 
 export type TransferResult =
@@ -44,6 +55,9 @@ export type TransferResult =
   | { state: "sent"; file: LocalFile; content: Content }
   /** The file changed while it was being sent: the object holds an older version. */
   | { state: "changed"; file: LocalFile; content: Content };
+
+/** What a transfer did: the result, and the bytes of parts it reused instead of sending. */
+export type Sent = TransferResult & { reusedBytes?: number };
 
 const MiB = 1024 * 1024;
 /** S3 allows at most 10,000 parts in one multipart upload. */
@@ -90,7 +104,7 @@ export async function transferFile(
   file: LocalFile,
   handle: FileHandle,
   options: TransferOptions,
-): Promise<TransferResult> {
+): Promise<Sent> {
   if (file.size <= options.partSize) return putSmall(key, file, handle, options);
   return uploadLarge(key, file, handle, options);
 }
@@ -146,75 +160,107 @@ async function abortMultipart(options: TransferOptions, key: string, uploadId: s
  * A multipart upload without lib-storage: each of `queueSize` workers reads its next part straight
  * into one of its own part-size buffers (positional reads from the descriptor; no stream, no
  * concatenation, no garbage per part) and sends it with the lean UploadPart. Memory: queueSize
- * part buffers. The SDK creates, completes and aborts the upload.
+ * part buffers. The SDK creates, completes and aborts the upload. With `resume`, a part the
+ * server holds is read and checked instead (its size, and its ETag against the part's MD5), and
+ * sent only when it differs.
  */
 async function uploadLarge(
   key: string,
   file: LocalFile,
   handle: FileHandle,
   options: TransferOptions,
-): Promise<TransferResult> {
+): Promise<Sent> {
   const partSize = partSizeFor(file.size, options.partSize);
   const count = Math.ceil(file.size / partSize);
-  const { UploadId: uploadId } = await options.client.send(
-    new CreateMultipartUploadCommand({ Bucket: options.bucket, Key: key }),
-    { abortSignal: options.signal },
-  );
-  if (!uploadId) throw new Error("CreateMultipartUpload returned no upload id");
-  options.onMultipartStart?.(key, uploadId);
+  const resume = options.resume?.partSize === partSize ? options.resume : undefined;
+  const uploadId = resume?.uploadId ?? (await createMultipart(key, partSize, options));
   const etags: string[] = new Array(count);
   let next = 0;
+  let reusedBytes = 0;
   const failed = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, failed.signal]) : failed.signal;
-  const worker = async () => {
-    const buffer = partBuffers.take(partSize);
-    try {
-      await sendParts(buffer);
-    } finally {
-      partBuffers.give(buffer);
-    }
-  };
   const sendParts = async (buffer: Buffer) => {
     while (next < count && !signal.aborted) {
       const part = next++;
       const start = part * partSize;
       const body = await readPart(handle, buffer, start, Math.min(partSize, file.size - start));
+      const held = resume?.parts.get(part + 1);
+      if (held && held.size === body.length && held.etag === md5Hex(body)) {
+        etags[part] = `"${held.etag}"`;
+        reusedBytes += body.length;
+        continue;
+      }
       await options.limiter.take(body.length, signal);
       etags[part] = await options.uploadPart(options.bucket, key, uploadId, part + 1, body, signal);
       options.onBytes?.(body.length);
     }
   };
+  const worker = async () => {
+    const buffer = partBuffers.take(partSize);
+    try {
+      await sendParts(buffer);
+    } catch (err) {
+      failed.abort();
+      throw err;
+    } finally {
+      partBuffers.give(buffer);
+    }
+  };
   let etag: string | undefined;
   try {
-    const workers = Array.from({ length: Math.min(options.queueSize, count) }, () =>
-      worker().catch(err => {
-        failed.abort();
-        throw err;
-      }),
-    );
+    const workers = Array.from({ length: Math.min(options.queueSize, count) }, worker);
     const results = await Promise.allSettled(workers);
     const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failure) throw firstCause(results, failure.reason);
     options.signal?.throwIfAborted();
-    etag = (
-      await options.client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: options.bucket,
-          Key: key,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
-        }),
-      )
-    ).ETag;
+    etag = await completeMultipart(key, uploadId, etags, options);
   } catch (err) {
-    await abortMultipart(options, key, uploadId);
+    if (!options.keepOnFailure) await abortMultipart(options, key, uploadId);
     throw err;
   }
   const after = await fstatFile(handle, file);
   // The server's multipart ETag stands for the content: no second pass over the bytes here.
   const content: Content = etag ? { etag: bareEtag(etag), partSize } : {};
   const changed = !sameStat(file, after);
-  return { state: changed ? "changed" : "sent", file: changed ? after : file, content };
+  return {
+    state: changed ? "changed" : "sent",
+    file: changed ? after : file,
+    content,
+    reusedBytes,
+  };
+}
+
+const md5Hex = (data: Buffer) => createHash("md5").update(data).digest("hex");
+
+async function createMultipart(
+  key: string,
+  partSize: number,
+  options: TransferOptions,
+): Promise<string> {
+  const { UploadId: uploadId } = await options.client.send(
+    new CreateMultipartUploadCommand({ Bucket: options.bucket, Key: key }),
+    { abortSignal: options.signal },
+  );
+  if (!uploadId) throw new Error("CreateMultipartUpload returned no upload id");
+  options.onMultipartStart?.(key, uploadId, partSize);
+  return uploadId;
+}
+
+async function completeMultipart(
+  key: string,
+  uploadId: string,
+  etags: string[],
+  options: TransferOptions,
+): Promise<string | undefined> {
+  const done = await options.client.send(
+    new CompleteMultipartUploadCommand({
+      Bucket: options.bucket,
+      Key: key,
+      UploadId: uploadId,
+      MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+    }),
+  );
+  return done.ETag;
 }
 
 /**

@@ -13,13 +13,40 @@ export class EdgeDevice extends GenericKind {
 
 export interface Spec {
   /**
+   * How the device's agent uploads.
+   */
+  dataUpload?: SpecDataUpload;
+  /**
    * When the device asked to register.
    */
   requestTime?: string;
   storage?: SpecStorage;
 }
 
+/**
+ * How the device's agent uploads.
+ */
+export interface SpecDataUpload {
+  /**
+   * Open multipart uploads older than this are aborted, not resumed. Default 24.
+   */
+  abortUploadsAfterHours?: number;
+  /**
+   * A large (multipart) upload cut short by a crash, a reboot or a lost link continues from
+   * the parts the server holds, each checked against the file, instead of starting over.
+   * Default false (cut-short uploads are aborted).
+   */
+  resumeUploads?: boolean;
+}
+
 export interface SpecStorage {
+  /**
+   * Put before every object key of this device: <keyPrefix>/<target>/<path>. A template:
+   * {namespace} and {device} are replaced by the device's namespace and name, e.g.
+   * {namespace}/{device}. Set it when devices share a bucket, so their keys never collide.
+   * Unset: keys start at the target.
+   */
+  keyPrefix?: string;
   s3?: S3;
 }
 
@@ -50,7 +77,7 @@ export interface StatusObject {
   /**
    * Written by the device agent; the module leaves it alone.
    */
-  dataUpload?: DataUpload;
+  dataUpload?: StatusDataUpload;
   observedGeneration?: number;
   /**
    * The storage in the device's current config, as the module resolved it.
@@ -72,7 +99,7 @@ export type StatusEnum = "False" | "True" | "Unknown";
 /**
  * Written by the device agent; the module leaves it alone.
  */
-export interface DataUpload {
+export interface StatusDataUpload {
   bytesSent?: number;
   /**
    * How the agent notices new files: events (inotify, with a full scan as a safety net), or
@@ -81,6 +108,11 @@ export interface DataUpload {
   changeDetection?: string;
   destination?: string;
   filesSent?: number;
+  /**
+   * Files the last pass found to upload that are not in the bucket yet (quiet, failed, or
+   * changed while sent).
+   */
+  filesWaiting?: number;
   lastError?: string;
   lastSyncTime?: string;
   lastUploadTime?: string;

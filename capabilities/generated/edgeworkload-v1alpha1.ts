@@ -35,6 +35,22 @@ export interface Data {
 }
 
 export interface Path {
+  /**
+   * Files matching one of these globs are never uploaded; wins over include. A glob also
+   * leaves out the folders it matches, e.g. "*.tmp", ".~*", "cache".
+   */
+  exclude?: string[];
+  /**
+   * Only files matching one of these globs are uploaded (default every file). Matched against
+   * the path relative to source; * and ? stay within one folder, ** crosses folders; a glob
+   * without / matches a file name at any depth, e.g. "*.csv".
+   */
+  include?: string[];
+  /**
+   * A file changed less than this many seconds ago waits for a later pass, so a half-written
+   * file is not uploaded. Default 0 (off).
+   */
+  quietSeconds?: number;
   source: string;
   target: string;
 }

@@ -264,7 +264,7 @@ test("a multipart upload left by a crash is aborted on the next start", async ()
   );
   // What a crash mid-upload leaves: the upload id in the index, the upload open at the server.
   const index = emptyIndex({ endpoint: storage.endpoint, bucket: a });
-  index.pendingUploads[key] = UploadId!;
+  index.pendingUploads[key] = { uploadId: UploadId!, startedAt: new Date().toISOString() };
   await mkdir(dirs().state, { recursive: true });
   await new IndexStore(dirs().state).save(index);
   assert.is((await s3.send(new ListMultipartUploadsCommand({ Bucket: a }))).Uploads?.length, 1);

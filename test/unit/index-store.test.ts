@@ -59,13 +59,21 @@ test("saved index loads back, mode 0600, no temp files left", async () => {
   const index = emptyIndex(destination);
   index.files.set("t/a", entry(1));
   index.files.set('t/odd\tname\n"é', entry(2, "v"));
-  index.pendingUploads["t/big"] = "upload-1";
+  const pending = {
+    uploadId: "upload-1",
+    startedAt: "2026-11-28T12:00:00.000Z",
+    size: 9,
+    mtimeNs: "a",
+    ino: "b",
+    partSize: 5,
+  };
+  index.pendingUploads["t/big"] = pending;
   index.workloads.w = { lastSyncTime: "2026-11-28T12:00:00Z" };
   await store.save(index);
   const loaded = await store.load(destination);
   assert.is(loaded.state, "found");
   assert.equal(filesOf(loaded.index), filesOf(index));
-  assert.equal(loaded.index.pendingUploads, { "t/big": "upload-1" });
+  assert.equal(loaded.index.pendingUploads, { "t/big": pending });
   assert.equal(loaded.index.workloads, index.workloads);
   assert.equal(
     [...loaded.index.files.workloadTotals()],
@@ -234,7 +242,7 @@ test("a version 1 index is read, then replaced by a snapshot", async () => {
     files: {
       "t/a": { ...entry(1), mtimeNs: "1764331200123456789", ctimeNs: "36", ino: "1000" },
     },
-    pendingUploads: {},
+    pendingUploads: { "t/big": "upload-9" },
     listedPrefixes: ["t/"],
     workloads: { w: { lastSyncTime: "2026-11-28T12:00:00Z" } },
   };
@@ -247,6 +255,8 @@ test("a version 1 index is read, then replaced by a snapshot", async () => {
     [1764331200123456789n.toString(36), "10", (1000).toString(36)],
   );
   assert.equal(loaded.index.listedPrefixes, ["t/"]);
+  // An upload id alone (no file stamps) is kept to be aborted, never resumed.
+  assert.equal(loaded.index.pendingUploads, { "t/big": { uploadId: "upload-9", startedAt: "" } });
   await store.save(loaded.index);
   assert.equal(await readdir(dir), [store.pathOf(destination).split("/").pop()]);
   assert.equal(filesOf((await store.load(destination)).index), filesOf(loaded.index));

@@ -1,0 +1,82 @@
+/**
+ * Which files of a data path are uploaded, and when: its include and exclude globs, and its quiet
+ * period. Pure.
+ *
+ * Globs are matched against the path relative to the source folder, `/`-separated: `*` and `?`
+ * match within one segment, `**` across segments, `[abc]` / `[!abc]` one character of a set. A
+ * glob without `/` matches a name at any depth (`*.tmp` is `**\/*.tmp`). An exclude glob also
+ * matches the folders a file is in (`cache` or `cache/**` leaves out everything below a folder
+ * named cache). Exclude wins over include; no include means every file.
+ */
+import type { DataPath } from "../config/device-config";
+
+export interface PathFilter {
+  /** True when the file at `relativePath` is uploaded at all. */
+  wanted(relativePath: string): boolean;
+  /** Milliseconds a file must stay unchanged before it is sent (0: off). */
+  quietMs: number;
+}
+
+/** Every file, at once: a path without include, exclude or quietSeconds. */
+export const EVERYTHING: PathFilter = { wanted: () => true, quietMs: 0 };
+
+export function pathFilter(
+  path: Pick<DataPath, "include" | "exclude" | "quietSeconds">,
+): PathFilter {
+  const include = (path.include ?? []).map(globToRegExp);
+  const exclude = (path.exclude ?? []).map(globToRegExp);
+  const quietMs = (path.quietSeconds ?? 0) * 1000;
+  if (!include.length && !exclude.length) return quietMs ? { ...EVERYTHING, quietMs } : EVERYTHING;
+  return {
+    quietMs,
+    wanted(relativePath) {
+      if (include.length && !include.some(re => re.test(relativePath))) return false;
+      return !exclude.some(
+        re => re.test(relativePath) || folders(relativePath).some(f => re.test(f)),
+      );
+    },
+  };
+}
+
+/** `a/b/c.txt` gives `a` and `a/b`. */
+function folders(relativePath: string): string[] {
+  const out: string[] = [];
+  for (let at = relativePath.indexOf("/"); at > 0; at = relativePath.indexOf("/", at + 1))
+    out.push(relativePath.slice(0, at));
+  return out;
+}
+
+/** The regular expression of one glob (see the file comment). */
+export function globToRegExp(glob: string): RegExp {
+  const anchored = glob.includes("/") ? glob.replace(/^\.\//, "") : `**/${glob}`;
+  let re = "";
+  for (let i = 0; i < anchored.length; i++) {
+    const c = anchored[i];
+    if (c === "*" && anchored[i + 1] === "*") {
+      const slashAfter = anchored[i + 2] === "/";
+      re += slashAfter ? "(?:.*/)?" : ".*";
+      i += slashAfter ? 2 : 1;
+    } else if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "[") {
+      const end = anchored.indexOf("]", i + 1);
+      if (end < 0) re += "\\[";
+      else {
+        const set = anchored.slice(i + 1, end).replace(/\\/g, "\\\\");
+        re += set.startsWith("!") ? `[^/${set.slice(1)}]` : `[${set}]`;
+        i = end;
+      }
+    } else re += c.replace(/[.+^${}()|\\\]]/g, "\\$&");
+  }
+  return new RegExp(`^${re.replace(/\/$/, "")}$`, "s");
+}
+
+/** True while a file changed (ctime: written, renamed in, chmod-ed) within the quiet period. */
+export function stillQuieting(ctimeNs36: string, quietMs: number, now: number): boolean {
+  return quietMs > 0 && now - changedAtMs(ctimeNs36) < quietMs;
+}
+
+/** The time (ms) a file's ctime stamp (nanoseconds in base 36, see walk.ts) stands for. */
+export function changedAtMs(ctimeNs36: string): number {
+  return parseInt(ctimeNs36, 36) / 1e6;
+}
