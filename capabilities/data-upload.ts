@@ -3,7 +3,13 @@
  * reconcile each device's storage, config and access. Routing lives in cluster-cache.ts and
  * device-changes.ts, decisions in the pure helpers beside this file, I/O in reconcile-device.ts.
  */
-import { Capability, Log, type PeprMutateRequest, type PeprValidateRequest } from "pepr";
+import {
+  Capability,
+  Log,
+  metricsCollector,
+  type PeprMutateRequest,
+  type PeprValidateRequest,
+} from "pepr";
 import { RateLimiter } from "../agent/sync/rate-limit";
 import { EdgeDevice } from "./generated/edgedevice-v1alpha1";
 import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
@@ -13,6 +19,7 @@ import { ClusterCache } from "./cluster-cache";
 import { injectExport, type PodSpec } from "./export-volume";
 import { expandKeyPrefix, SharedBuckets } from "./key-space";
 import { KubeApi } from "./kube-api";
+import { ModuleMetrics } from "./module-metrics";
 import { References } from "./references";
 import { reconcileDevice } from "./reconcile-device";
 import { readSettings } from "./settings";
@@ -63,6 +70,7 @@ const cache = new ClusterCache(
   { enqueue: key => queue.enqueue(key), references, warn: (obj, msg) => Log.warn(obj, msg) },
   api,
 );
+const metrics = new ModuleMetrics(metricsCollector);
 const context = {
   settings,
   references,
@@ -73,12 +81,20 @@ const context = {
   claimEndpoints: new ClaimEndpoints(settings),
   sharedBuckets: new SharedBuckets(),
   enqueue: (key: string) => queue.enqueue(key),
+  metrics,
 };
 queue = new WorkQueue(
   async key => {
-    const result = await reconcileDevice(key, context);
-    Log.debug({ device: key }, "device reconciled");
-    return result;
+    metrics.queue(queue.depth, queue.retrying);
+    try {
+      const result = await reconcileDevice(key, context);
+      metrics.reconciled(true);
+      Log.debug({ device: key }, "device reconciled");
+      return result;
+    } catch (err) {
+      metrics.reconciled(false);
+      throw err;
+    }
   },
   Log,
   300_000,
@@ -100,5 +116,6 @@ OnSchedule({
   unit: "seconds",
   run: () => {
     for (const key of cache.devices.keys()) queue.enqueue(key);
+    metrics.queue(queue.depth, queue.retrying);
   },
 });

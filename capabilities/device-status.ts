@@ -210,6 +210,10 @@ export function deviceEvents(
   ) {
     events.push({ type: "Warning", reason: isReady.reason, message: isReady.message });
   }
+  const collides = now.conditions.find(c => c.type === "KeysCollide");
+  const collided = old.conditions?.find(c => c.type === "KeysCollide");
+  if (collides?.status === "True" && collided?.status !== "True")
+    events.push({ type: "Warning", reason: collides.reason, message: collides.message });
   return events;
 }
 

@@ -124,12 +124,18 @@ export class SharedBuckets {
       sharing: others.map(([d]) => d),
       colliding: [...new Set(collisions.map(c => c.device))],
     };
-    const before = this.last.get(device) ?? { sharing: [], colliding: [] };
-    const changed = (list: "sharing" | "colliding") =>
-      [...before[list], ...now[list]].filter(
-        d => before[list].includes(d) !== now[list].includes(d),
+    // Another device is told when what it last saw of this one is no longer so.
+    const stale = (other: string) => {
+      const theirs = this.last.get(other);
+      if (!theirs) return false; // gone, or not reconciled yet: it will see this one then
+      return (
+        theirs.sharing.includes(device) !== now.sharing.includes(other) ||
+        theirs.colliding.includes(device) !== now.colliding.includes(other)
       );
-    const affected = [...new Set([...changed("sharing"), ...changed("colliding")])];
+    };
+    const before = this.last.get(device) ?? { sharing: [], colliding: [] };
+    const related = new Set([...before.sharing, ...now.sharing]);
+    const affected = [...related].filter(stale);
     if (space) this.last.set(device, now);
     else this.last.delete(device);
     return { sharing: now.sharing, collisions, affected };

@@ -42,6 +42,7 @@ import {
   type SharedBuckets,
 } from "./key-space";
 import { getOrUndefined } from "./kube-errors";
+import type { ModuleMetrics } from "./module-metrics";
 import { objectPath, type KubeApi, type KubeObject } from "./kube-api";
 import type { References } from "./references";
 import { wantsObc, type ModuleSettings } from "./settings";
@@ -64,6 +65,8 @@ export interface ReconcileContext {
   sharedBuckets: SharedBuckets;
   /** Reconcile another device (one that shares a bucket with this one). */
   enqueue: (key: string) => void;
+  /** Devices by readiness and storage, for the module's metrics. */
+  metrics?: Pick<ModuleMetrics, "device">;
 }
 
 /** What happens next, as controller-runtime's reconcile.Result: look again after a delay. */
@@ -284,6 +287,10 @@ async function writeStatus(
   const { namespace, name } = device.metadata as { namespace: string; name: string };
   const old = device.status ?? {};
   const status = moduleStatus(findings, old, device.metadata?.generation, new Date().toISOString());
+  ctx.metrics?.device(`${namespace}/${name}`, {
+    ready: status.conditions.find(c => c.type === "Ready")?.status ?? "Unknown",
+    storage: status.storage.kind ?? "none",
+  });
   if (sameModuleStatus(status, old)) return;
   // A merge patch of the module's own fields: the agent's status.dataUpload stays as it is.
   const patched = await call(ctx, () =>
@@ -319,6 +326,7 @@ export async function reconcileDevice(
   if (!device || device.metadata?.deletionTimestamp) {
     ctx.references.forget(key); // its Secret, ServiceAccount, Role and RoleBinding are garbage-collected
     for (const other of ctx.sharedBuckets.update(key, undefined).affected) ctx.enqueue(other);
+    ctx.metrics?.device(key, undefined);
     for (const [k] of ACCESS_KINDS)
       ctx.applied.delete(`${k}/${namespace}/${deviceAccessName(name)}`);
     return {};

@@ -78,6 +78,16 @@ export class WorkQueue {
     }
   }
 
+  /** Keys waiting to run: for a free worker, or to run again after the current run. */
+  get depth(): number {
+    return this.ready.size + this.again.size;
+  }
+
+  /** Keys whose last run failed, waiting for their retry. */
+  get retrying(): number {
+    return this.failures.size;
+  }
+
   private startReady(): void {
     for (const key of this.ready) {
       if (this.running.size >= this.workers) return;

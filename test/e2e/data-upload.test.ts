@@ -127,7 +127,11 @@ test("the EdgeDevice status shows the agent's last upload beside the module's fi
   assert.is(status.storage?.bucket, bucketA);
   assert.is(status.conditions?.find(c => c.type === "Ready")?.status, "True");
   const row = kubectlOk(["get", "edgedevice", "camera", "-n", ns, "--no-headers"]).trim();
-  assert.match(row, new RegExp(`^camera\\s+external\\s+${bucketA}\\s+True\\s+\\d+s\\s+\\d+s$`));
+  // NAME STORAGE BUCKET READY LAST-UPLOAD WAITING AGE
+  assert.match(
+    row,
+    new RegExp(`^camera\\s+external\\s+${bucketA}\\s+True\\s+\\d+s\\s+0\\s+\\d+s$`),
+  );
 });
 
 test("switch to another external bucket: new files land there, and earlier ones are copied", async () => {

@@ -102,11 +102,12 @@ test("with its config Secret it uploads, and reports into the EdgeDevice status"
     [["os-stats", 2]],
   );
   const row = kubectlOk(["get", "edgedevice", device, "-n", ns, "--no-headers"]);
-  // READY is blank (the module sets it); LAST UPLOAD shows the age of the agent's upload.
+  // READY is blank (the module sets it); LAST UPLOAD shows the age of the agent's upload, and
+  // WAITING the files the last pass left waiting.
   assert.match(
     row.trim(),
-    /^cam-1\s+external\s+set-by-module\s+\d+s\s+\d+s$/,
-    "LAST UPLOAD column",
+    /^cam-1\s+external\s+set-by-module\s+\d+s\s+0\s+\d+s$/,
+    "LAST UPLOAD and WAITING columns",
   );
 });
 

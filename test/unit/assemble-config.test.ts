@@ -57,7 +57,38 @@ test("storage plus the paths of every selecting workload, sorted", () => {
       { name: "z-stats", paths: [{ source: "s", target: "t" }] },
     ],
     syncIntervalSeconds: 15,
+    keyPrefix: "",
+    resumeUploads: false,
+    abortUploadsAfterHours: 24,
   });
+});
+
+test("the device's key prefix and upload settings, and each path's filters, reach the config", () => {
+  const config = assembleDeviceConfig(
+    device,
+    storage,
+    [
+      wl("cam", {
+        device: "cam-1",
+        data: {
+          paths: [
+            { source: "a", target: "a", include: ["*.csv"], exclude: [], quietSeconds: 0 },
+            { source: "b", target: "b", exclude: ["*.tmp"], quietSeconds: 30 },
+          ],
+        },
+      }),
+    ],
+    { keyPrefix: "edge/cam-1", resumeUploads: true, abortUploadsAfterHours: 6 },
+  );
+  assert.equal(config.workloads[0].paths, [
+    // Empty lists and a zero quiet period are left out: an unchanged config stays byte-identical.
+    { source: "a", target: "a", include: ["*.csv"] },
+    { source: "b", target: "b", exclude: ["*.tmp"], quietSeconds: 30 },
+  ]);
+  assert.equal(
+    [config.keyPrefix, config.resumeUploads, config.abortUploadsAfterHours],
+    ["edge/cam-1", true, 6],
+  );
 });
 
 test("no storage is a valid config", () => {

@@ -41,6 +41,27 @@ test("a complete config parses, with defaults filled in", () => {
   assert.is(parsed.value.workloads[0].paths[0].target, "statistics");
 });
 
+test("key prefix, resumes and path filters: defaults, and bad values named", () => {
+  const parsed = parseDeviceConfig(valid());
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  assert.equal(
+    [parsed.value.keyPrefix, parsed.value.resumeUploads, parsed.value.abortUploadsAfterHours],
+    ["", false, 24],
+  );
+  const config = { ...valid(), keyPrefix: "../up", abortUploadsAfterHours: 0 };
+  config.workloads[0].paths[0] = {
+    ...config.workloads[0].paths[0],
+    include: ["[x"],
+    quietSeconds: -1,
+  } as (typeof config.workloads)[0]["paths"][0];
+  const error = errorOf(config);
+  assert.match(error, /keyPrefix: must be a relative path without '\.\.'/);
+  assert.match(error, /abortUploadsAfterHours: /);
+  assert.match(error, /workloads\[0\]\.paths\[0\]\.include\[0\]: has an unclosed \[/);
+  assert.match(error, /workloads\[0\]\.paths\[0\]\.quietSeconds: /);
+});
+
 test("no storage is a valid config (the agent waits)", () => {
   const parsed = parseDeviceConfig({ ...valid(), storage: null });
   assert.ok(parsed.ok);

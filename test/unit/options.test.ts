@@ -111,6 +111,32 @@ test("help, version and status need no config source", () => {
     assert.ok(parseOptions(argv).ok, argv.join(" "));
 });
 
+test("metrics and the delivery record", () => {
+  const run = parseOptions([
+    "run",
+    "--config",
+    "c",
+    "--metrics-address",
+    "127.0.0.1:9101",
+    "--metrics-textfile",
+    "/run/flotta.prom",
+  ]);
+  assert.ok(run.ok && run.options.metricsAddress === "127.0.0.1:9101");
+  assert.ok(run.ok && run.options.metricsTextfile === "/run/flotta.prom");
+  assert.ok(parseOptions(["run", "--config", "c", "--metrics-address", "9101"]).ok);
+  const files = parseOptions(["status", "--files", "--since", "2026-11-28T12:00:00Z"]);
+  assert.ok(
+    files.ok && files.options.files && files.options.since === Date.parse("2026-11-28T12:00:00Z"),
+  );
+  assert.match(
+    error(["run", "--config", "c", "--metrics-address", "host:99999"]),
+    /--metrics-address must be HOST:PORT/,
+  );
+  assert.match(error(["run", "--config", "c", "--files"]), /--files goes with status/);
+  assert.match(error(["status", "--since", "2026-11-28"]), /--since goes with status --files/);
+  assert.match(error(["status", "--files", "--since", "last week"]), /--since must be an ISO 8601/);
+});
+
 test("rates", () => {
   assert.is(parseRate("500K"), 500 * 1024);
   assert.is(parseRate("1.5M"), 1.5 * 1024 * 1024);

@@ -1,0 +1,88 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import {
+  deviceConditions,
+  deviceEvents,
+  moduleStatus,
+  type Findings,
+} from "../../capabilities/device-status";
+
+const storage = {
+  kind: "external" as const,
+  endpoint: "http://s3:80",
+  bucket: "shared",
+  region: "r",
+  accessKeyId: "a",
+  secretAccessKey: "s",
+  forcePathStyle: true,
+};
+const findings = (more: Partial<Findings> = {}): Findings => ({
+  resolution: { storage },
+  storage,
+  lastGood: null,
+  conflicts: [],
+  invalid: [],
+  keyPrefix: { prefix: "" },
+  shared: { sharing: [], collisions: [] },
+  configSecret: "cam-data-upload",
+  ...more,
+});
+const byType = (f: Findings) => new Map(deviceConditions(f).map(c => [c.type, c]));
+
+test("no key prefix and no shared bucket: neither condition", () => {
+  const c = byType(findings());
+  assert.equal([...c.keys()], ["Ready"]);
+});
+
+test("a key prefix in use, or the one kept while the template is bad", () => {
+  const ok = byType(findings({ keyPrefix: { template: "{device}", prefix: "cam" } }));
+  assert.equal(
+    [ok.get("KeyPrefixValid")?.status, ok.get("KeyPrefixValid")?.message],
+    ["True", 'Object keys start with "cam/"'],
+  );
+  const bad = byType(
+    findings({
+      keyPrefix: {
+        template: "{x}",
+        prefix: "old",
+        problem: "spec.storage.keyPrefix: unknown placeholder {x}",
+      },
+    }),
+  ).get("KeyPrefixValid")!;
+  assert.equal([bad.status, bad.reason], ["False", "InvalidKeyPrefix"]);
+  assert.match(bad.message, /unknown placeholder \{x\}\. The device keeps the key prefix "old\/"/);
+});
+
+test("a shared bucket: KeysCollide False when prefixes keep devices apart, True naming the others", () => {
+  const apart = byType(findings({ shared: { sharing: ["edge/b"], collisions: [] } }));
+  assert.equal(
+    [apart.get("KeysCollide")?.status, apart.get("KeysCollide")?.reason],
+    ["False", "DistinctPrefixes"],
+  );
+  const collisions = Array.from({ length: 7 }, (_, i) => ({
+    device: `edge/d${i}`,
+    mine: "stats",
+    theirs: "stats",
+  }));
+  const c = byType(findings({ shared: { sharing: ["edge/d0"], collisions } })).get("KeysCollide")!;
+  assert.equal([c.status, c.reason], ["True", "SharedBucketOverlap"]);
+  assert.match(c.message, /"stats\/" with "stats\/" of EdgeDevice edge\/d0/);
+  assert.match(c.message, /and 2 more\. Set spec\.storage\.keyPrefix/);
+});
+
+test("a Warning Event when keys start to collide, not again while they do", () => {
+  const f = findings({
+    shared: { sharing: ["edge/b"], collisions: [{ device: "edge/b", mine: "s", theirs: "s" }] },
+  });
+  const now = moduleStatus(f, {}, 1, "2026-11-28T12:00:00Z");
+  assert.equal(
+    deviceEvents({}, now).map(e => [e.type, e.reason]),
+    [
+      ["Normal", "StorageChanged"],
+      ["Warning", "SharedBucketOverlap"],
+    ],
+  );
+  assert.equal(deviceEvents(now, now), []);
+});
+
+test.run();
