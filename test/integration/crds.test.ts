@@ -74,7 +74,7 @@ test("an EdgeDevice round-trips through kubernetes-fluent-client, status include
 
   const table = kubectlOk(["get", "-n", ns, "edgedevice", "camera-2"]);
   const [header, row] = table.trim().split("\n");
-  assert.match(header, /^NAME\s+STORAGE\s+BUCKET\s+READY\s+LAST UPLOAD\s+AGE$/);
+  assert.match(header, /^NAME\s+STORAGE\s+BUCKET\s+READY\s+LAST UPLOAD\s+WAITING\s+AGE$/);
   assert.match(row, /^camera-2\s+ocs\s+camera-2-bucket\s+/);
 });
 
@@ -94,6 +94,18 @@ spec:
     s3: { createOBC: "yes" }
 `);
   assert.match(stderr, /spec\.storage\.s3\.createOBC/);
+
+  // The upload options: the schema alone (no module here) refuses what it can express.
+  const prefix = applyRejected(`
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeDevice
+metadata: { name: bad-prefix }
+spec:
+  storage: { keyPrefix: "{nope}/x" }
+  dataUpload: { abortUploadsAfterHours: 0 }
+`);
+  assert.match(prefix, /spec\.storage\.keyPrefix: Invalid value/);
+  assert.match(prefix, /spec\.dataUpload\.abortUploadsAfterHours: Invalid value/);
 });
 
 test("an EdgeWorkload that breaks the schema is refused with the field named", () => {
@@ -126,6 +138,19 @@ spec:
   type: vm
 `);
   assert.match(wrongType, /spec\.type: Unsupported value: "vm"/);
+
+  const badFilters = applyRejected(`
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeWorkload
+metadata: { name: bad-filters }
+spec:
+  type: pod
+  data:
+    paths:
+      - { source: s, target: t, include: [""], quietSeconds: 86401 }
+`);
+  assert.match(badFilters, /spec\.data\.paths\[0\]\.include\[0\]/);
+  assert.match(badFilters, /spec\.data\.paths\[0\]\.quietSeconds/);
 });
 
 test("the seed's os-stats EdgeWorkload is accepted as written", () => {

@@ -57,4 +57,16 @@ test("a state dir that cannot be written is reported until it can", () => {
   assert.is(buildDataUploadStatus(index, { ...report, stateProblem: undefined }).lastError, null);
 });
 
+test("files waiting: quiet, failed, and changed while sent", () => {
+  const index = emptyIndex({ endpoint: "http://s3", bucket: "b" });
+  const report = {
+    ...emptyReport(),
+    quiet: 2,
+    changedDuringUpload: 1,
+    failures: [{ key: "k", error: "e" }],
+  };
+  assert.is(buildDataUploadStatus(index, report).filesWaiting, 4);
+  assert.is(buildDataUploadStatus(index, emptyReport()).filesWaiting, 0);
+  assert.is(buildDataUploadStatus(index, undefined).filesWaiting, undefined);
+});
 test.run();
