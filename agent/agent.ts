@@ -14,14 +14,8 @@ import { registerSecret } from "./log";
 import { writeTextfile, type AgentMetrics } from "./metrics";
 import { connectS3 } from "./s3/client";
 import { buildDataUploadStatus } from "./status";
-import {
-  DestinationSync,
-  describeError,
-  type Logger,
-  type Changes,
-  type PassReport,
-  type SyncSettings,
-} from "./sync/engine";
+import { DestinationSync, type Changes, type PassReport, type SyncSettings } from "./sync/engine";
+import { describeError, type Logger } from "./sync/errors";
 import { IndexStore } from "./sync/index-store";
 import { ChangeWatcher } from "./sync/watcher";
 
@@ -121,7 +115,7 @@ export class Agent {
       abortAfterMs: config.abortUploadsAfterHours * 3_600_000,
     };
     if (this.open?.identity === identity) {
-      this.open.sync.uploadPolicy = policy;
+      this.open.sync.uploads.policy = policy;
       return this.open.sync;
     }
     this.open?.client.destroy();
@@ -137,7 +131,7 @@ export class Agent {
       this.settings,
       this.log,
     );
-    sync.uploadPolicy = policy;
+    sync.uploads.policy = policy;
     try {
       await sync.open(this.settings.afterCrash);
     } catch (err) {

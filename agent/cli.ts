@@ -13,7 +13,7 @@ import { Agent, type Reporting } from "./agent";
 import { DeviceApi } from "./kube/client";
 import { readKubeconfig, type KubeConnection } from "./kube/kubeconfig";
 import { TokenRenewal } from "./kube/token-renewal";
-import type { Logger } from "./sync/engine";
+import type { Logger } from "./sync/errors";
 import { createLogger, registerSecret } from "./log";
 import { parseOptions, USAGE, type AgentOptions } from "./options";
 import { IndexStore, type DestinationIndex } from "./sync/index-store";

@@ -3,7 +3,7 @@
  * storage only as kind, endpoint and bucket, and every secret the agent learns (keys, tokens)
  * is registered here and replaced by "[redacted]" should it appear anyway.
  */
-import type { Logger } from "./sync/engine";
+import type { Logger } from "./sync/errors";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };

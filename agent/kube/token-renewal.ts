@@ -10,7 +10,7 @@ import { load } from "js-yaml";
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../atomic-file";
 import { registerSecret } from "../log";
-import type { Logger } from "../sync/engine";
+import type { Logger } from "../sync/errors";
 import type { DeviceApi } from "./client";
 import { renewalDue, tokenClaims, type TokenClaims } from "./token";
 

@@ -1,15 +1,10 @@
 /**
  * One sync pass to one destination, in the steps rclone's sync uses: list (only what the
  * index has not seen), walk, compare, transfer. The index is saved when the pass ends, and
- * whenever a multipart upload starts (so that a crash can be cleaned up).
+ * whenever a multipart upload starts (so that a crash can be cleaned up or resumed: see
+ * open-uploads.ts).
  */
-import {
-  AbortMultipartUploadCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  ListPartsCommand,
-  type S3Client,
-} from "@aws-sdk/client-s3";
+import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { WorkloadPaths } from "../config/device-config";
@@ -27,19 +22,14 @@ import {
 } from "./compare";
 import { hashBuffer, hashFile, type FileHashes } from "./hash";
 import { pathFilter, changedAtMs, stillQuieting, type PathFilter } from "./filter";
-import type { DestinationIndex, IndexStore, PendingUpload } from "./index-store";
+import type { DestinationIndex, IndexStore } from "./index-store";
+import { OpenUploads } from "./open-uploads";
 import type { PathBytes } from "./confined";
 import { prefixedTarget, targetPrefix } from "./keys";
+import { describeError, isDestinationError, type Logger } from "./errors";
 import type { RateLimiter } from "./rate-limit";
 import { Semaphore, TaskPool } from "./semaphore";
-import {
-  partSizeFor,
-  putBuffer,
-  transferFile,
-  type ResumableUpload,
-  type Sent,
-  type TransferOptions,
-} from "./transfer";
+import { partSizeFor, putBuffer, transferFile, type Sent, type TransferOptions } from "./transfer";
 import {
   lookAt,
   nameToKey,
@@ -101,53 +91,6 @@ export interface PassReport {
   aborted?: string;
 }
 
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
-
-/** The short, credential-free description of an S3 or file error. */
-export function describeError(err: unknown): string {
-  const e = err as {
-    name?: string;
-    message?: string;
-    code?: string;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const status = e?.$metadata?.httpStatusCode;
-  const name = e?.name && e.name !== "Error" ? e.name : e?.code;
-  const text = [name, e?.message].filter(Boolean).join(": ") || String(err);
-  return status ? `${text} (HTTP ${status})` : text;
-}
-
-/** Errors that say the destination as a whole is unusable, not one file. */
-function isDestinationError(err: unknown): boolean {
-  const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
-  const names = [
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "AccessDenied",
-    "NoSuchBucket",
-    "Forbidden",
-  ];
-  const codes = [
-    "ECONNREFUSED",
-    "ENOTFOUND",
-    "EHOSTUNREACH",
-    "ECONNRESET",
-    "ETIMEDOUT",
-    "EAI_AGAIN",
-  ];
-  return (
-    names.includes(e?.name ?? "") ||
-    codes.includes(e?.code ?? "") ||
-    /certificate|self.signed|CERT_/i.test(String((err as Error)?.message ?? "")) ||
-    e?.$metadata?.httpStatusCode === 403
-  );
-}
-
 export class DestinationSync {
   private saving: Promise<void> = Promise.resolve();
   /** Files or pending uploads changed: save at the next chance. */
@@ -160,12 +103,8 @@ export class DestinationSync {
   private afterCrash = false;
   /** A stop (signal) cut a multipart upload short: its id may never have reached the index. */
   interruptedMultipart = false;
-  /** Keys being sent right now by this process. */
-  private readonly inFlight = new Set<string>();
-  /** Prefixes whose open uploads this process has looked through (see abortStrayUploads). */
-  private readonly strayChecked = new Set<string>();
-  /** Whether cut-short multipart uploads are resumed, and until what age (the device config). */
-  uploadPolicy: UploadPolicy = { resume: false, abortAfterMs: 24 * 3_600_000 };
+  /** Its open multipart uploads, and whether cut-short ones are resumed (the device config). */
+  readonly uploads: OpenUploads;
   /** Why the index cannot be saved right now (state dir full or read-only), if it cannot. */
   stateProblem?: string;
   private readonly client: S3Client;
@@ -178,10 +117,17 @@ export class DestinationSync {
     private readonly log: Logger,
   ) {
     this.client = s3.client;
+    this.uploads = new OpenUploads(
+      this.client,
+      destination.bucket,
+      () => this.index,
+      () => (this.dirty = true),
+      log,
+    );
   }
 
   /**
-   * Loads the index and aborts the multipart uploads a crash left behind. After a crash
+   * Loads the index and aborts the multipart uploads a crash left behind that it will not resume. After a crash
    * (`afterCrash`) the index may lack the files sent in its last seconds: every prefix is listed
    * again, and objects that match their files are adopted instead of sent twice.
    */
@@ -204,48 +150,8 @@ export class DestinationSync {
       );
       this.index.listedPrefixes = [];
     }
-    await this.abortPending(pending => !this.resumable(pending));
+    await this.uploads.abortUnresumable();
     await this.persist().catch(err => this.stateProblemFrom(err));
-  }
-
-  /** True for an upload the policy resumes: resumes are on, it is young enough, its file known. */
-  private resumable(pending: PendingUpload): boolean {
-    const age = Date.now() - Date.parse(pending.startedAt);
-    return (
-      this.uploadPolicy.resume && pending.size !== undefined && age < this.uploadPolicy.abortAfterMs
-    );
-  }
-
-  /** Aborts the pending uploads `which` picks (none being sent now); an unknown upload is gone. */
-  private async abortPending(which: (pending: PendingUpload) => boolean): Promise<void> {
-    for (const [key, pending] of Object.entries(this.index.pendingUploads)) {
-      if (this.inFlight.has(key) || !which(pending)) continue;
-      if (!(await this.abortUpload(key, pending.uploadId))) continue;
-      delete this.index.pendingUploads[key];
-      this.dirty = true;
-    }
-  }
-
-  /** True when the upload is aborted (or was gone already). */
-  private async abortUpload(key: string, uploadId: string): Promise<boolean> {
-    try {
-      await this.client.send(
-        new AbortMultipartUploadCommand({
-          Bucket: this.destination.bucket,
-          Key: key,
-          UploadId: uploadId,
-        }),
-      );
-      this.log.info("aborted a multipart upload left by an earlier run", { key });
-      return true;
-    } catch (err) {
-      if ((err as { name?: string }).name === "NoSuchUpload") return true;
-      this.log.warn("could not abort a leftover multipart upload; will try again", {
-        key,
-        error: describeError(err),
-      });
-      return false;
-    }
   }
 
   get state(): DestinationIndex {
@@ -362,7 +268,7 @@ export class DestinationSync {
           onDirectory: options.onDirectory && (dir => options.onDirectory!(id, dir)),
         };
         const remote = await this.listIfNew(target.prefix, run.report);
-        await this.abortStrays(target.prefix);
+        await this.uploads.abortStraysOnce(target.prefix);
         if (changed) await this.passChanges(target, changed, remote, run);
         else await this.passScan(target, remote, run);
       }
@@ -371,7 +277,7 @@ export class DestinationSync {
     if (signal?.aborted) run.report.aborted ??= "stopped";
     if (run.seen && !run.report.aborted) {
       this.prune(workloads, options.keyPrefix, run);
-      if (this.uploadPolicy.resume) await this.abortPending(pending => !this.resumable(pending));
+      if (this.uploads.policy.resume) await this.uploads.abortUnresumable();
     }
     this.finishPass(run.report);
     await this.persist().catch(err => this.stateProblemFrom(err));
@@ -501,50 +407,10 @@ export class DestinationSync {
     report: PassReport,
   ): Promise<Map<string, RemoteObject> | undefined> {
     if (this.index.listedPrefixes.includes(prefix)) return undefined;
-    if (this.afterCrash) await this.abortStrayUploads(prefix);
+    if (this.afterCrash) await this.uploads.abortStrays(prefix);
     const remote = await this.listPrefix(prefix);
     report.listedPrefixes.push(prefix);
     return remote;
-  }
-
-  /**
-   * With resumes on, uploads are left open on purpose: once per prefix per process, the open
-   * uploads the index does not know (a wiped or older index) are aborted.
-   */
-  private async abortStrays(prefix: string): Promise<void> {
-    if (this.uploadPolicy.resume && !this.strayChecked.has(prefix))
-      await this.abortStrayUploads(prefix);
-  }
-
-  /**
-   * A crash between CreateMultipartUpload and the moment its id reached the index leaves an
-   * upload nobody knows: after a crash, open uploads under our prefix that this run is not
-   * sending (or keeping to resume) are aborted, so no orphaned parts pile up in the bucket.
-   */
-  private async abortStrayUploads(prefix: string): Promise<void> {
-    const open = await this.client.send(
-      new ListMultipartUploadsCommand({ Bucket: this.destination.bucket, Prefix: prefix }),
-    );
-    for (const upload of open.Uploads ?? []) {
-      if (!upload.Key || !upload.UploadId || this.inFlight.has(upload.Key)) continue;
-      if (this.index.pendingUploads[upload.Key]?.uploadId === upload.UploadId) continue;
-      await this.client
-        .send(
-          new AbortMultipartUploadCommand({
-            Bucket: this.destination.bucket,
-            Key: upload.Key,
-            UploadId: upload.UploadId,
-          }),
-        )
-        .then(() => this.log.info("aborted a multipart upload a crash left", { key: upload.Key }))
-        .catch(err =>
-          this.log.warn("could not abort a leftover multipart upload", {
-            key: upload.Key,
-            error: describeError(err),
-          }),
-        );
-    }
-    this.strayChecked.add(prefix);
   }
 
   /** Records what a file is now (its content fingerprint and stat) under its key. */
@@ -637,7 +503,7 @@ export class DestinationSync {
       if (await this.alreadyThere(item, file, hash, run)) return;
       const large = file.size > this.settings.partSize;
       const transfer = async () => {
-        const resume = large ? await this.resumeFor(item.key, file) : undefined;
+        const resume = large ? await this.uploads.resumeFor(item.key, file) : undefined;
         return transferFile(item.key, file, handle, { ...this.transferOptions(run, file), resume });
       };
       await this.send(item, run, () => (large ? run.multipart.run(transfer) : transfer()));
@@ -672,52 +538,6 @@ export class DestinationSync {
     return false;
   }
 
-  /**
-   * The upload an earlier run left open for this file, with the parts the server holds; undefined
-   * (after aborting it) when the file changed since, or when there is none to resume.
-   */
-  private async resumeFor(key: string, file: LocalFile): Promise<ResumableUpload | undefined> {
-    const pending = this.index.pendingUploads[key];
-    if (!pending || !this.uploadPolicy.resume) return undefined;
-    const same =
-      pending.size === file.size && pending.mtimeNs === file.mtimeNs && pending.ino === file.ino;
-    if (!same || !this.resumable(pending) || !pending.partSize) {
-      if (await this.abortUpload(key, pending.uploadId)) delete this.index.pendingUploads[key];
-      this.dirty = true;
-      return undefined;
-    }
-    try {
-      const parts = await this.listParts(key, pending.uploadId);
-      this.log.info("resuming a multipart upload", { key, partsOnServer: parts.size });
-      return { uploadId: pending.uploadId, partSize: pending.partSize, parts };
-    } catch (err) {
-      if ((err as { name?: string }).name !== "NoSuchUpload") throw err;
-      delete this.index.pendingUploads[key]; // completed or aborted by someone else: start over
-      this.dirty = true;
-      return undefined;
-    }
-  }
-
-  private async listParts(key: string, uploadId: string): Promise<ResumableUpload["parts"]> {
-    const parts: ResumableUpload["parts"] = new Map();
-    let marker: string | undefined;
-    do {
-      const page = await this.client.send(
-        new ListPartsCommand({
-          Bucket: this.destination.bucket,
-          Key: key,
-          UploadId: uploadId,
-          PartNumberMarker: marker,
-        }),
-      );
-      for (const part of page.Parts ?? [])
-        if (part.PartNumber && part.ETag)
-          parts.set(part.PartNumber, { size: part.Size ?? -1, etag: bareEtag(part.ETag) });
-      marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
-    } while (marker);
-    return parts;
-  }
-
   private transferOptions(run: PassRun, file?: LocalFile): TransferOptions {
     return {
       client: this.client,
@@ -729,12 +549,9 @@ export class DestinationSync {
       limiter: this.settings.limiter,
       signal: run.signal,
       onBytes: this.settings.onBytes,
-      keepOnFailure: this.uploadPolicy.resume,
+      keepOnFailure: this.uploads.policy.resume,
       onMultipartStart: (k, uploadId, partSize) => {
-        const startedAt = new Date().toISOString();
-        const { size, mtimeNs, ino } = file ?? {};
-        this.index.pendingUploads[k] = { uploadId, startedAt, size, mtimeNs, ino, partSize };
-        this.dirty = true;
+        this.uploads.started(k, uploadId, partSize, file);
         this.persistInBackground();
       },
     };
@@ -743,12 +560,9 @@ export class DestinationSync {
   /** Runs one transfer and records what it left in the bucket. */
   private async send(item: FileItem, run: PassRun, transfer: () => Promise<Sent>): Promise<void> {
     const { key, wr } = item;
-    this.inFlight.add(key);
-    const result = await transfer().finally(() => this.inFlight.delete(key));
-    if (this.index.pendingUploads[key]) {
-      delete this.index.pendingUploads[key];
-      this.dirty = true;
-    }
+    this.uploads.inFlight.add(key);
+    const result = await transfer().finally(() => this.uploads.inFlight.delete(key));
+    this.uploads.forget(key);
     const reused = result.reusedBytes ?? 0;
     run.report.bytesSent += result.file.size - reused;
     run.report.bytesReused += reused;
@@ -838,13 +652,6 @@ export const pathId = (workload: string, source: string) => `${workload}\0${sour
 
 const relativeOf = (entry: ChangedEntry) =>
   entry.dir.rel ? `${entry.dir.rel}/${nameToKey(entry.name)}` : nameToKey(entry.name);
-
-/** What the device config says about multipart uploads cut short. */
-export interface UploadPolicy {
-  resume: boolean;
-  /** Older open uploads are aborted, not resumed. */
-  abortAfterMs: number;
-}
 
 export interface PassOptions {
   /** Put before every key (the config's keyPrefix). */

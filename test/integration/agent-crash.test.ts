@@ -20,7 +20,7 @@ import {
   type FileHandle,
 } from "node:fs/promises";
 import { connectS3 } from "../../agent/s3/client";
-import { describeError } from "../../agent/sync/engine";
+import { describeError } from "../../agent/sync/errors";
 import { IndexStore } from "../../agent/sync/index-store";
 import { RateLimiter } from "../../agent/sync/rate-limit";
 import { transferFile } from "../../agent/sync/transfer";
