@@ -17,7 +17,7 @@ import { mkdir, open, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { emptyIndex, IndexStore } from "../../agent/sync/index-store";
 import { toLocalFile } from "../../agent/sync/walk";
-import { runAgent, storageFor, writeConfig } from "../support/agent-cli";
+import { runAgent, startAgent, storageFor, writeConfig } from "../support/agent-cli";
 import { tempDir } from "../support/device-files";
 import { eventually } from "../support/eventually";
 import { newBucket, s3, serverRequestDetails } from "../support/s3";
@@ -136,6 +136,30 @@ test("a 2 GiB upload killed at about 60 % sends at most 45 % of the file again",
     `  killed after ${sentFirst}/${parts} parts; the resumed run sent ${sentAgain} parts (${(share * 100).toFixed(1)} % of the file)\n`,
   );
   assert.ok(share <= 0.45, `the resumed run sent ${(share * 100).toFixed(1)} % of the file again`);
+  await assertComplete(bucket, key, file("big.bin"));
+});
+
+test("run stopped by SIGTERM mid-upload (a reboot): the upload is left open, and the next start resumes it", async () => {
+  const bucket = await newBucket("resume-term");
+  await writeResumeConfig(bucket);
+  const size = 30 * PART;
+  await writeRandomFile(file("big.bin"), size);
+  const key = "video/big.bin";
+  const [, , ...syncArgs] = args();
+  const running = startAgent([...syncArgs, "--max-rate", "40M"]);
+  await eventually("a third of the parts at the server", () =>
+    acceptedParts(bucket, key).length >= 10 ? true : undefined,
+  );
+  assert.is(await running.stop(), 0, running.logs());
+  const sentFirst = acceptedParts(bucket, key).length;
+  assert.ok(sentFirst < 30, "the upload finished before the stop");
+  assert.is((await openUploads(bucket)).length, 1, "the stop aborted the upload");
+
+  const next = await runAgent(args());
+  assert.is(next.status, 0, next.stderr);
+  assert.match(next.stderr, /resuming a multipart upload/);
+  const total = acceptedParts(bucket, key).length;
+  assert.ok(total <= 30 + 4, `${total} parts accepted for a 30-part file`);
   await assertComplete(bucket, key, file("big.bin"));
 });
 
