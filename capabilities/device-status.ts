@@ -32,8 +32,11 @@ export interface Findings {
   invalid: RefusedWorkload[];
   /** The key prefix in the config; and why spec.storage.keyPrefix could not be used, if so. */
   keyPrefix: { template?: string; prefix: string; problem?: string };
-  /** Other devices writing to the same bucket, and the keys they can overwrite. */
-  shared: { sharing: string[]; collisions: Collision[] };
+  /**
+   * Whether other devices write to the same bucket; how many can overwrite this one's keys, and
+   * the first of them by name.
+   */
+  shared: { sharing: boolean; colliding: number; collisions: Collision[] };
   configSecret: string;
   obcName?: string;
 }
@@ -129,18 +132,17 @@ function keyPrefixCondition(k: Findings["keyPrefix"]): ConditionInput | undefine
 
 /** Present while other devices upload to the same bucket: True when their keys can collide. */
 function collisionCondition(s: Findings["shared"]): ConditionInput | undefined {
-  if (!s.sharing.length) return undefined;
-  if (!s.collisions.length)
+  if (!s.sharing) return undefined;
+  if (!s.colliding)
     return {
       type: "KeysCollide",
       status: "False",
       reason: "DistinctPrefixes",
-      message: `The bucket is shared with ${s.sharing.length} other device(s); their key prefixes keep them apart`,
+      message: "Other devices upload to this bucket; their key prefixes keep them apart",
     };
-  const each = s.collisions
-    .slice(0, 5)
-    .map(c => `"${c.mine}/" with "${c.theirs}/" of EdgeDevice ${c.device}`);
-  const more = s.collisions.length > 5 ? ` and ${s.collisions.length - 5} more` : "";
+  // No count in the message: a growing fleet would change it, and patch every device, each time.
+  const each = s.collisions.map(c => `"${c.mine}/" with "${c.theirs}/" of EdgeDevice ${c.device}`);
+  const more = s.colliding > s.collisions.length ? " and other devices" : "";
   return {
     type: "KeysCollide",
     status: "True",

@@ -23,7 +23,7 @@ const findings = (more: Partial<Findings> = {}): Findings => ({
   conflicts: [],
   invalid: [],
   keyPrefix: { prefix: "" },
-  shared: { sharing: [], collisions: [] },
+  shared: { sharing: false, colliding: 0, collisions: [] },
   configSecret: "cam-data-upload",
   ...more,
 });
@@ -54,25 +54,32 @@ test("a key prefix in use, or the one kept while the template is bad", () => {
 });
 
 test("a shared bucket: KeysCollide False when prefixes keep devices apart, True naming the others", () => {
-  const apart = byType(findings({ shared: { sharing: ["edge/b"], collisions: [] } }));
+  const apart = byType(findings({ shared: { sharing: true, colliding: 0, collisions: [] } }));
   assert.equal(
     [apart.get("KeysCollide")?.status, apart.get("KeysCollide")?.reason],
     ["False", "DistinctPrefixes"],
   );
-  const collisions = Array.from({ length: 7 }, (_, i) => ({
+  const collisions = Array.from({ length: 5 }, (_, i) => ({
     device: `edge/d${i}`,
     mine: "stats",
     theirs: "stats",
   }));
-  const c = byType(findings({ shared: { sharing: ["edge/d0"], collisions } })).get("KeysCollide")!;
+  const c = byType(findings({ shared: { sharing: true, colliding: 700, collisions } })).get(
+    "KeysCollide",
+  )!;
   assert.equal([c.status, c.reason], ["True", "SharedBucketOverlap"]);
   assert.match(c.message, /"stats\/" with "stats\/" of EdgeDevice edge\/d0/);
-  assert.match(c.message, /and 2 more\. Set spec\.storage\.keyPrefix/);
+  // No count: a growing fleet must not change every device's message.
+  assert.match(c.message, /edge\/d4 and other devices\. Set spec\.storage\.keyPrefix/);
 });
 
 test("a Warning Event when keys start to collide, not again while they do", () => {
   const f = findings({
-    shared: { sharing: ["edge/b"], collisions: [{ device: "edge/b", mine: "s", theirs: "s" }] },
+    shared: {
+      sharing: true,
+      colliding: 1,
+      collisions: [{ device: "edge/b", mine: "s", theirs: "s" }],
+    },
   });
   const now = moduleStatus(f, {}, 1, "2026-11-28T12:00:00Z");
   assert.equal(

@@ -73,27 +73,54 @@ test("on one device, a workload whose target overlaps an older workload's is ref
   );
 });
 
-test("shared buckets: collisions on both sides, and the devices to look at again", () => {
+test("shared buckets: collisions on both sides, and the devices whose condition flips", () => {
   const shared = new SharedBuckets();
   const a = { bucket: "http://s3/b", prefixes: ["stats"] };
-  assert.equal(shared.update("edge/a", a), { sharing: [], collisions: [], affected: [] });
-  const b = shared.update("edge/b", { bucket: "http://s3/b", prefixes: ["stats/x", "video"] });
-  assert.equal(b.sharing, ["edge/a"]);
-  assert.equal(b.collisions, [{ device: "edge/a", mine: "stats/x", theirs: "stats" }]);
-  assert.equal(b.affected, ["edge/a"]); // a must now say it collides with b
-  // a looks again: it sees b, and nothing new to tell b.
+  const b = { bucket: "http://s3/b", prefixes: ["stats/x", "video"] };
+  const alone = shared.update("edge/a", a);
+  assert.equal([alone.sharing, alone.colliding, alone.affected], [false, 0, []]);
+  const second = shared.update("edge/b", b);
+  assert.equal([second.sharing, second.colliding], [true, 1]);
+  assert.equal(second.collisions, [{ device: "edge/a", mine: "stats/x", theirs: "stats" }]);
+  assert.equal(second.affected, ["edge/a"]); // a must now say it collides with b
+  // a looks again: it sees b, and b already knows.
   const again = shared.update("edge/a", a);
   assert.equal(again.collisions, [{ device: "edge/b", mine: "stats", theirs: "stats/x" }]);
   assert.equal(again.affected, []);
-  // Prefixed apart: still sharing, no collision; a is told.
+  // b prefixed apart: still sharing, no collision; a is told (its condition flips).
   const apart = shared.update("edge/b", { bucket: "http://s3/b", prefixes: ["edge/b/stats"] });
-  assert.equal([apart.sharing, apart.collisions, apart.affected], [["edge/a"], [], ["edge/a"]]);
-  // Another bucket is not shared; b gone: a is told.
-  assert.equal(
+  assert.equal([apart.sharing, apart.colliding, apart.affected], [true, 0, ["edge/a"]]);
+  assert.equal(shared.update("edge/a", a).colliding, 0);
+  // Another bucket is not shared; b gone: a is alone again and told.
+  assert.is(
     shared.update("edge/c", { bucket: "http://s3/other", prefixes: ["stats"] }).sharing,
-    [],
+    false,
   );
   assert.equal(shared.update("edge/b", undefined).affected, ["edge/a"]);
+  assert.is(shared.update("edge/a", a).sharing, false);
+});
+
+test("shared buckets at fleet scale: a device names the first colliders, and tells only flips", () => {
+  const shared = new SharedBuckets();
+  const space = { bucket: "http://s3/fleet", prefixes: ["t-0", "t-1"] };
+  let affected = 0;
+  for (let i = 0; i < 2000; i++)
+    affected += shared.update(`fleet/d${String(i).padStart(4, "0")}`, space).affected.length;
+  // Only the first device had a condition to flip (alone, not colliding): it is told by each
+  // arrival until it has reconciled (the queue coalesces those); then nobody is.
+  shared.update("fleet/d0000", space);
+  const last = shared.update("fleet/d1999", space);
+  assert.equal([last.colliding, last.affected.length], [1999, 0]);
+  assert.equal(
+    last.collisions.map(c => c.device),
+    ["fleet/d0000", "fleet/d0001", "fleet/d0002", "fleet/d0003", "fleet/d0004"],
+  );
+  assert.ok(affected <= 2 * 2000, `${affected} requeues for 2000 arrivals`);
+  // Nested prefixes are found both ways.
+  const nested = shared.update("other/x", { bucket: "http://s3/fleet", prefixes: ["t-0/sub"] });
+  assert.is(nested.colliding, 2000);
+  const above = shared.update("other/y", { bucket: "http://s3/fleet", prefixes: ["t-1/a", "t"] });
+  assert.is(above.colliding, 2000);
 });
 
 test.run();
