@@ -11,13 +11,12 @@ import {
   type PeprValidateRequest,
 } from "pepr";
 import { RateLimiter } from "../agent/sync/rate-limit";
-import { EdgeDevice } from "./generated/edgedevice-v1alpha1";
 import { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import "./generated/objectbucketclaim-v1alpha1";
 import { ClaimEndpoints } from "./claim-endpoint";
 import { ClusterCache } from "./cluster-cache";
 import { injectExport, type PodSpec } from "./export-volume";
-import { expandKeyPrefix, SharedBuckets } from "./key-space";
+import { SharedBuckets } from "./key-space";
 import { KubeApi } from "./kube-api";
 import { ModuleMetrics } from "./module-metrics";
 import { References } from "./references";
@@ -48,17 +47,8 @@ export function validateWorkload(req: PeprValidateRequest<EdgeWorkload>) {
   return problems.length ? req.Deny(problems.join("; "), 422) : req.Approve();
 }
 
-/** Refuses a device whose spec.storage.keyPrefix template cannot give a key prefix. */
-export function validateDevice(req: PeprValidateRequest<EdgeDevice>) {
-  if (req.Raw.metadata?.deletionTimestamp) return req.Approve();
-  const { namespace = "default", name = "device" } = req.Raw.metadata ?? {};
-  const expanded = expandKeyPrefix(req.Raw.spec?.storage?.keyPrefix, { namespace, name });
-  return "problem" in expanded ? req.Deny(expanded.problem, 422) : req.Approve();
-}
-
 When(EdgeWorkload).IsCreatedOrUpdated().Mutate(mutateWorkload);
 When(EdgeWorkload).IsCreatedOrUpdated().Validate(validateWorkload);
-When(EdgeDevice).IsCreatedOrUpdated().Validate(validateDevice);
 
 const settings = readSettings();
 const references = new References();

@@ -97,11 +97,28 @@ export function keyPrefixes(keyPrefix: string, targets: string[]): string[] {
   });
 }
 
-/** Devices holding a key prefix: one name, or a set of them (most prefixes have one). */
+/** Groups holding a key prefix: one id, or a set of them. */
 type Holders = string | Set<string>;
 
 const holderList = (h: Holders | undefined): Iterable<string> =>
   h === undefined ? [] : typeof h === "string" ? [h] : h;
+
+function hold(map: Map<string, Holders>, key: string, id: string): void {
+  const h = map.get(key);
+  if (h === undefined) map.set(key, id);
+  else if (typeof h === "string") {
+    if (h !== id) map.set(key, new Set([h, id]));
+  } else h.add(id);
+}
+
+function release(map: Map<string, Holders>, key: string, id: string): void {
+  const h = map.get(key);
+  if (h === id) map.delete(key);
+  else if (typeof h === "object") {
+    h.delete(id);
+    if (h.size === 1) map.set(key, h.values().next().value as string);
+  }
+}
 
 /** `a/b/c` gives `a`, `a/b` (its proper ancestors). */
 function ancestors(prefix: string): string[] {
@@ -111,108 +128,154 @@ function ancestors(prefix: string): string[] {
   return out;
 }
 
-/** The prefixes of one bucket, indexed to find overlaps without looking at every device. */
+/**
+ * Devices of one bucket with the same key prefixes (a fleet's devices selected by the same
+ * workloads, without a key prefix): they collide with each other, and with the same groups.
+ */
+interface Group {
+  id: string;
+  prefixes: string[];
+  /** Sorted by name. */
+  members: string[];
+  /** Members whose condition says they collide with nobody. */
+  quiet: Set<string>;
+}
+
+/** The groups of one bucket, their prefixes indexed to find overlaps without looking at all. */
 class BucketKeys {
-  readonly members = new Set<string>();
-  /** Prefix -> the devices with exactly that prefix. */
+  readonly groups = new Map<string, Group>();
+  size = 0;
+  /** Prefix -> the groups with exactly that prefix; and with a prefix strictly below it. */
   private readonly exact = new Map<string, Holders>();
-  /** Prefix -> the devices with a prefix strictly below it. */
   private readonly below = new Map<string, Holders>();
 
-  add(device: string, prefixes: string[]): void {
-    this.members.add(device);
-    for (const p of prefixes) {
-      hold(this.exact, p, device);
-      for (const a of ancestors(p)) hold(this.below, a, device);
+  join(device: string, prefixes: string[]): Group {
+    const id = prefixes.join("\n");
+    let group = this.groups.get(id);
+    if (!group) {
+      group = { id, prefixes, members: [], quiet: new Set() };
+      this.groups.set(id, group);
+      for (const p of prefixes) {
+        hold(this.exact, p, id);
+        for (const a of ancestors(p)) hold(this.below, a, id);
+      }
+    }
+    group.members.splice(sortedIndex(group.members, device), 0, device);
+    group.quiet.add(device);
+    this.size++;
+    return group;
+  }
+
+  leave(device: string, group: Group): void {
+    group.members.splice(sortedIndex(group.members, device), 1);
+    group.quiet.delete(device);
+    this.size--;
+    if (group.members.length) return;
+    this.groups.delete(group.id);
+    for (const p of group.prefixes) {
+      release(this.exact, p, group.id);
+      for (const a of ancestors(p)) release(this.below, a, group.id);
     }
   }
 
-  remove(device: string, prefixes: string[]): void {
-    this.members.delete(device);
-    for (const p of prefixes) {
-      release(this.exact, p, device);
-      for (const a of ancestors(p)) release(this.below, a, device);
+  /** The other groups with a prefix that overlaps one of `group`'s. */
+  overlapping(group: Group): Group[] {
+    const ids = new Set<string>();
+    for (const p of group.prefixes) {
+      for (const a of [...ancestors(p), p])
+        for (const id of holderList(this.exact.get(a))) ids.add(id);
+      for (const id of holderList(this.below.get(p))) ids.add(id);
     }
+    ids.delete(group.id);
+    return [...ids].map(id => this.groups.get(id)!);
   }
 
-  /** Each other device with a prefix that overlaps `prefix` (a device may come more than once). */
-  *overlapping(prefix: string, self: string): Generator<string> {
-    for (const a of [...ancestors(prefix), prefix])
-      for (const d of holderList(this.exact.get(a))) if (d !== self) yield d;
-    for (const d of holderList(this.below.get(prefix))) if (d !== self) yield d;
+  /** True when a member of `group` collides with another device. */
+  collides(group: Group): boolean {
+    return group.members.length > 1 || this.overlapping(group).length > 0;
   }
 }
 
-function hold(map: Map<string, Holders>, key: string, device: string): void {
-  const h = map.get(key);
-  if (h === undefined) map.set(key, device);
-  else if (typeof h === "string") {
-    if (h !== device) map.set(key, new Set([h, device]));
-  } else h.add(device);
-}
-
-function release(map: Map<string, Holders>, key: string, device: string): void {
-  const h = map.get(key);
-  if (h === device) map.delete(key);
-  else if (typeof h === "object") {
-    h.delete(device);
-    if (h.size === 1) map.set(key, h.values().next().value as string);
+/** Where `name` is, or goes, in a sorted list. */
+function sortedIndex(list: string[], name: string): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid] < name) lo = mid + 1;
+    else hi = mid;
   }
+  return lo;
 }
 
 /** How many colliding devices a condition names. */
 const NAMED = 5;
 
 /** What one device was last told (its conditions), and where its keys are. */
-interface Member extends KeySpace {
+interface Member {
+  bucket: string;
+  group: Group;
   shares: boolean;
   collides: boolean;
 }
 
+export interface SharedFindings {
+  /** Other devices upload to the same bucket. */
+  sharing: boolean;
+  /** How many of them can overwrite this device's keys, and the first of them by name. */
+  colliding: number;
+  collisions: Collision[];
+  /** Devices whose KeysCollide condition this change flips: reconcile them too. */
+  affected: string[];
+}
+
 /**
  * The key space each device's last reconcile wrote, to find devices that share a bucket and
- * whose keys can collide. Built for fleets: prefixes are indexed per bucket, so a device's
- * collisions cost the devices it collides with, not the whole fleet, and only a flag per device
- * is remembered. When a device's arrival, change or departure flips another device's condition
- * (it starts or stops sharing, or colliding), that device is `affected` and reconciled too; other
- * changes to what a condition names show at that device's next reconcile (at the latest the
- * resync).
+ * whose keys can collide. Built for fleets: devices with the same prefixes form one group, and
+ * groups are indexed by prefix, so a reconcile costs the groups it meets, not the fleet. When a
+ * device's arrival, change or departure flips another device's condition (it starts or stops
+ * sharing the bucket, or colliding), that device is `affected`; other changes to what a
+ * condition names show at that device's next reconcile (at the latest, the resync).
  */
 export class SharedBuckets {
   private readonly buckets = new Map<string, BucketKeys>();
   private readonly members = new Map<string, Member>();
 
   /** Records a device's key space (undefined: none, or the device is gone). */
-  update(
-    device: string,
-    space: KeySpace | undefined,
-  ): { sharing: boolean; colliding: number; collisions: Collision[]; affected: string[] } {
+  update(device: string, space: KeySpace | undefined): SharedFindings {
     const before = this.members.get(device);
-    const same = !!before && !!space && sameSpace(before, space);
+    const prefixes = space && [...new Set(space.prefixes)].sort();
+    const same =
+      !!before &&
+      !!space &&
+      before.bucket === space.bucket &&
+      before.group.id === prefixes!.join("\n");
     const affected = new Set<string>();
-    const oldColliders = before && !same ? this.colliders(device, before) : new Set<string>();
     if (before && !same) this.leave(device, before, affected);
     if (!space) {
       this.members.delete(device);
-      for (const d of oldColliders) if (!this.collidesAtAll(d)) affected.add(d);
       return { sharing: false, colliding: 0, collisions: [], affected: [...affected] };
     }
     const keys = this.bucket(space.bucket);
-    if (!same) this.join(device, space, keys, affected);
-    const found = this.collisions(device, space, keys);
-    for (const d of found.devices) if (!this.members.get(d)?.collides) affected.add(d);
-    for (const d of oldColliders)
-      if (!found.devices.has(d) && !this.collidesAtAll(d)) affected.add(d);
+    const group = same ? before!.group : keys.join(device, prefixes!);
+    if (!same && keys.size === 2) this.tellOther(keys, device, m => !m.shares, affected);
+    const others = keys.overlapping(group);
+    const colliding = group.members.length - 1 + others.reduce((n, g) => n + g.members.length, 0);
+    // Devices whose condition says they collide with nobody now collide with this one.
+    for (const g of [group, ...others]) for (const d of g.quiet) if (d !== device) affected.add(d);
+    if (colliding) group.quiet.delete(device);
+    else group.quiet.add(device);
+    const sharing = keys.size > 1;
     this.members.set(device, {
-      ...(same ? before : space), // the same prefixes: keep the strings already held
-      shares: keys.members.size > 1,
-      collides: found.devices.size > 0,
+      bucket: space.bucket,
+      group,
+      shares: sharing,
+      collides: colliding > 0,
     });
-    affected.delete(device);
     return {
-      sharing: keys.members.size > 1,
-      colliding: found.devices.size,
-      collisions: found.named,
+      sharing,
+      colliding,
+      collisions: named(device, group, others),
       affected: [...affected],
     };
   }
@@ -223,72 +286,52 @@ export class SharedBuckets {
     return keys;
   }
 
-  private leave(device: string, before: KeySpace, affected: Set<string>): void {
+  /** Takes the device out of its group; who it leaves alone, or without a collision, is told. */
+  private leave(device: string, before: Member, affected: Set<string>): void {
     const keys = this.buckets.get(before.bucket)!;
-    keys.remove(device, before.prefixes);
-    if (keys.members.size === 0) this.buckets.delete(before.bucket);
-    // The one left alone in the bucket no longer shares it.
-    if (keys.members.size === 1) affected.add(keys.members.values().next().value as string);
+    const neighbours = keys.overlapping(before.group);
+    keys.leave(device, before.group);
+    for (const g of [before.group, ...neighbours])
+      if (g.members.length === 1 && keys.groups.has(g.id) && !keys.collides(g)) {
+        const [sole] = g.members;
+        if (this.members.get(sole)?.collides) affected.add(sole);
+      }
+    if (keys.size === 1) this.tellOther(keys, device, m => m.shares, affected);
+    if (keys.size === 0) this.buckets.delete(before.bucket);
   }
 
-  private join(device: string, space: KeySpace, keys: BucketKeys, affected: Set<string>): void {
-    keys.add(device, space.prefixes);
-    // The one that was alone in the bucket now shares it.
-    if (keys.members.size === 2)
-      for (const d of keys.members)
-        if (d !== device && !this.members.get(d)?.shares) affected.add(d);
-  }
-
-  private colliders(device: string, space: KeySpace): Set<string> {
-    const keys = this.buckets.get(space.bucket);
-    const out = new Set<string>();
-    if (keys)
-      for (const p of space.prefixes) for (const d of keys.overlapping(p, device)) out.add(d);
-    return out;
-  }
-
-  /** The devices colliding with this one, and the first few by name with the prefixes. */
-  private collisions(device: string, space: KeySpace, keys: BucketKeys) {
-    const devices = new Set<string>();
-    for (const p of space.prefixes) for (const d of keys.overlapping(p, device)) devices.add(d);
-    const first = smallest(devices, NAMED);
-    const named = first.flatMap(d => {
-      const theirs = this.members.get(d)?.prefixes ?? [];
-      for (const mine of space.prefixes)
-        for (const t of theirs)
-          if (prefixesOverlap(mine, t)) return [{ device: d, mine, theirs: t }];
-      return [];
-    });
-    return { devices, named };
-  }
-
-  /** True when the device's keys overlap any other device's (stops at the first). */
-  private collidesAtAll(device: string): boolean {
-    const m = this.members.get(device);
-    const keys = m && this.buckets.get(m.bucket);
-    if (!m || !keys) return false;
-    for (const p of m.prefixes) for (const _ of keys.overlapping(p, device)) return true;
-    return false;
+  /** With two devices or one left in a bucket: the other one, when `flips` says its view changes. */
+  private tellOther(
+    keys: BucketKeys,
+    device: string,
+    flips: (m: Member) => boolean,
+    affected: Set<string>,
+  ): void {
+    for (const g of keys.groups.values())
+      for (const d of g.members) {
+        const m = this.members.get(d);
+        if (d !== device && m && flips(m)) affected.add(d);
+      }
   }
 }
 
-/** The `n` smallest names, sorted, without sorting them all (a fleet may collide whole). */
-function smallest(names: Iterable<string>, n: number): string[] {
-  const out: string[] = [];
-  for (const name of names) {
-    if (out.length === n && name >= out[n - 1]) continue;
-    let at = out.length;
-    while (at > 0 && out[at - 1] > name) at--;
-    out.splice(at, 0, name);
-    if (out.length > n) out.pop();
+/** The first colliding devices by name, with one pair of overlapping prefixes each. */
+function named(device: string, group: Group, others: Group[]): Collision[] {
+  const candidates: { device: string; group: Group }[] = [];
+  for (const g of [group, ...others]) {
+    let taken = 0;
+    for (const d of g.members) {
+      if (taken === NAMED) break;
+      if (d === device) continue;
+      candidates.push({ device: d, group: g });
+      taken++;
+    }
   }
-  return out;
-}
-
-function sameSpace(a: KeySpace, b: KeySpace): boolean {
-  return (
-    a.bucket === b.bucket &&
-    a.prefixes.length === b.prefixes.length &&
-    a.prefixes.every((p, i) => p === b.prefixes[i])
-  );
+  candidates.sort((a, b) => (a.device < b.device ? -1 : 1));
+  return candidates.slice(0, NAMED).map(({ device: d, group: g }) => {
+    for (const mine of group.prefixes)
+      for (const theirs of g.prefixes)
+        if (prefixesOverlap(mine, theirs)) return { device: d, mine, theirs };
+    return { device: d, mine: group.prefixes[0], theirs: g.prefixes[0] };
+  });
 }
