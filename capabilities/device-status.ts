@@ -140,14 +140,15 @@ function collisionCondition(s: Findings["shared"]): ConditionInput | undefined {
       reason: "DistinctPrefixes",
       message: "Other devices upload to this bucket; their key prefixes keep them apart",
     };
-  // No count in the message: a growing fleet would change it, and patch every device, each time.
-  const each = s.collisions.map(c => `"${c.mine}/" with "${c.theirs}/" of EdgeDevice ${c.device}`);
+  // Neither a count nor the prefixes: a growing fleet, or an edit of a target that all its
+  // devices share, would change the message, and patch every device's status each time.
+  const each = s.collisions.map(c => `EdgeDevice ${c.device}`);
   const more = s.colliding > s.collisions.length ? " and other devices" : "";
   return {
     type: "KeysCollide",
     status: "True",
     reason: "SharedBucketOverlap",
-    message: `Devices share this bucket and their objects can overwrite each other: ${each.join(", ")}${more}. Set spec.storage.keyPrefix, e.g. {namespace}/{device}`,
+    message: `This device and ${each.join(", ")}${more} upload to this bucket under overlapping key prefixes: their objects can overwrite each other. Set spec.storage.keyPrefix, e.g. {namespace}/{device}`,
   };
 }
 

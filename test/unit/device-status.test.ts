@@ -68,9 +68,10 @@ test("a shared bucket: KeysCollide False when prefixes keep devices apart, True 
     "KeysCollide",
   )!;
   assert.equal([c.status, c.reason], ["True", "SharedBucketOverlap"]);
-  assert.match(c.message, /"stats\/" with "stats\/" of EdgeDevice edge\/d0/);
+  assert.match(c.message, /^This device and EdgeDevice edge\/d0, EdgeDevice edge\/d1/);
   // No count: a growing fleet must not change every device's message.
-  assert.match(c.message, /edge\/d4 and other devices\. Set spec\.storage\.keyPrefix/);
+  assert.match(c.message, /edge\/d4 and other devices upload to this bucket/);
+  assert.match(c.message, /Set spec\.storage\.keyPrefix/);
 });
 
 test("a Warning Event when keys start to collide, not again while they do", () => {
