@@ -239,9 +239,7 @@ function assembleFor(
     labels?: Record<string, string>;
   };
   const ref = { namespace, name, labels };
-  const selecting = ctx.cache
-    .workloadsIn(namespace)
-    .filter(w => workloadSelects(w, ref) && (w.spec?.data?.paths ?? []).length);
+  const selecting = ctx.cache.workloadsIn(namespace).filter(w => workloadSelects(w, ref));
   const invalid = selecting
     .map(workload => ({ workload, problems: workloadProblems(workload) }))
     .filter(r => r.problems.length);
