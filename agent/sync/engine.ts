@@ -503,7 +503,8 @@ export class DestinationSync {
       if (await this.alreadyThere(item, file, hash, run)) return;
       const large = file.size > this.settings.partSize;
       const transfer = async () => {
-        const resume = large ? await this.uploads.resumeFor(item.key, file) : undefined;
+        const partSize = partSizeFor(file.size, this.settings.partSize);
+        const resume = large ? await this.uploads.resumeFor(item.key, file, partSize) : undefined;
         return transferFile(item.key, file, handle, { ...this.transferOptions(run, file), resume });
       };
       await this.send(item, run, () => (large ? run.multipart.run(transfer) : transfer()));

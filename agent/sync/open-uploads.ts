@@ -100,21 +100,26 @@ export class OpenUploads {
 
   /**
    * The upload an earlier run left open for this file, with the parts the server holds; undefined
-   * (after aborting it) when the file changed since, or when there is none to resume.
+   * (after aborting it) when the file changed since, or was sent in other parts (`partSize`, what
+   * this run would use, changed with --part-size), or when there is none to resume.
    */
-  async resumeFor(key: string, file: LocalFile): Promise<ResumableUpload | undefined> {
+  async resumeFor(
+    key: string,
+    file: LocalFile,
+    partSize: number,
+  ): Promise<ResumableUpload | undefined> {
     const pending = this.pending[key];
     if (!pending || !this.policy.resume) return undefined;
     const same =
       pending.size === file.size && pending.mtimeNs === file.mtimeNs && pending.ino === file.ino;
-    if (!same || !this.resumable(pending) || !pending.partSize) {
+    if (!same || !this.resumable(pending) || pending.partSize !== partSize) {
       if (await this.abort(key, pending.uploadId)) this.forget(key);
       return undefined;
     }
     try {
       const parts = await this.listParts(key, pending.uploadId);
       this.log.info("resuming a multipart upload", { key, partsOnServer: parts.size });
-      return { uploadId: pending.uploadId, partSize: pending.partSize, parts };
+      return { uploadId: pending.uploadId, partSize, parts };
     } catch (err) {
       if ((err as { name?: string }).name !== "NoSuchUpload") throw err;
       this.forget(key); // completed or aborted by someone else: start over

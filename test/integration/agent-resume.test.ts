@@ -229,6 +229,20 @@ test("a file changed since its upload was cut short starts over; the old upload 
   assert.ok(aborted.length >= 1, `upload ${old} was not aborted`);
 });
 
+test("an upload cut short with another part size (--part-size changed) starts over", async () => {
+  const bucket = await newBucket("resume-partsize");
+  await writeResumeConfig(bucket);
+  await writeRandomFile(file("clip.bin"), 3 * PART);
+  const key = "video/clip.bin";
+  await leftOpen(bucket, file("clip.bin"), key, 2);
+  const run = await runAgent([...args().slice(0, -1), "5"]); // 5 MiB parts now
+  assert.is(run.status, 0, run.stderr);
+  assert.not.match(run.stderr, /resuming a multipart upload/);
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+  assert.is(head.ETag?.replace(/"/g, ""), await multipartEtag(file("clip.bin"), 5 * MiB));
+  assert.equal(await openUploads(bucket), [], "the 8 MiB upload was left open");
+});
+
 test("uploads older than abortUploadsAfterHours, and uploads the index does not know, are aborted", async () => {
   const bucket = await newBucket("resume-stale");
   await writeResumeConfig(bucket, { abortUploadsAfterHours: 1 });
