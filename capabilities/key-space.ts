@@ -6,7 +6,7 @@
  * Decisions are pure; SharedBuckets only remembers what each device's last reconcile wrote.
  */
 import { relativePathProblem } from "../agent/config/device-config";
-import { normalizeTarget, prefixedTarget } from "../agent/sync/keys";
+import { normalizeTarget, parentPaths, prefixedTarget } from "../agent/sync/keys";
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 
 const PLACEHOLDER = /\{([^{}]*)\}/g;
@@ -120,14 +120,6 @@ function release(map: Map<string, Holders>, key: string, id: string): void {
   }
 }
 
-/** `a/b/c` gives `a`, `a/b` (its proper ancestors). */
-function ancestors(prefix: string): string[] {
-  const out: string[] = [];
-  for (let at = prefix.indexOf("/"); at > 0; at = prefix.indexOf("/", at + 1))
-    out.push(prefix.slice(0, at));
-  return out;
-}
-
 /**
  * Devices of one bucket with the same key prefixes (a fleet's devices selected by the same
  * workloads, without a key prefix): they collide with each other, and with the same groups.
@@ -157,7 +149,7 @@ class BucketKeys {
       this.groups.set(id, group);
       for (const p of prefixes) {
         hold(this.exact, p, id);
-        for (const a of ancestors(p)) hold(this.below, a, id);
+        for (const a of parentPaths(p)) hold(this.below, a, id);
       }
     }
     group.members.splice(sortedIndex(group.members, device), 0, device);
@@ -174,7 +166,7 @@ class BucketKeys {
     this.groups.delete(group.id);
     for (const p of group.prefixes) {
       release(this.exact, p, group.id);
-      for (const a of ancestors(p)) release(this.below, a, group.id);
+      for (const a of parentPaths(p)) release(this.below, a, group.id);
     }
   }
 
@@ -182,7 +174,7 @@ class BucketKeys {
   overlapping(group: Group): Group[] {
     const ids = new Set<string>();
     for (const p of group.prefixes) {
-      for (const a of [...ancestors(p), p])
+      for (const a of [...parentPaths(p), p])
         for (const id of holderList(this.exact.get(a))) ids.add(id);
       for (const id of holderList(this.below.get(p))) ids.add(id);
     }

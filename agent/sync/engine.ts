@@ -370,7 +370,6 @@ export class DestinationSync {
     const below = `${key}/`;
     for (const other of this.index.files.keys())
       if (other.startsWith(below)) this.index.files.delete(other);
-    this.dirty = true;
   }
 
   /**

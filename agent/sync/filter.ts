@@ -9,6 +9,7 @@
  * named cache). Exclude wins over include; no include means every file.
  */
 import type { DataPath } from "../config/device-config";
+import { parentPaths } from "./keys";
 
 export interface PathFilter {
   /** True when the file at `relativePath` is uploaded at all. */
@@ -32,18 +33,10 @@ export function pathFilter(
     wanted(relativePath) {
       if (include.length && !include.some(re => re.test(relativePath))) return false;
       return !exclude.some(
-        re => re.test(relativePath) || folders(relativePath).some(f => re.test(f)),
+        re => re.test(relativePath) || parentPaths(relativePath).some(f => re.test(f)),
       );
     },
   };
-}
-
-/** `a/b/c.txt` gives `a` and `a/b`. */
-function folders(relativePath: string): string[] {
-  const out: string[] = [];
-  for (let at = relativePath.indexOf("/"); at > 0; at = relativePath.indexOf("/", at + 1))
-    out.push(relativePath.slice(0, at));
-  return out;
 }
 
 /** The regular expression of one glob (see the file comment). */

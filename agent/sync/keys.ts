@@ -31,3 +31,11 @@ export function prefixedTarget(keyPrefix: string | undefined, target: string): s
   const prefix = normalizeTarget(keyPrefix ?? "");
   return prefix ? `${prefix}/${normalizeTarget(target)}` : target;
 }
+
+/** The folders a `/`-separated path is in: `a/b/c` gives `a` and `a/b`. */
+export function parentPaths(path: string): string[] {
+  const out: string[] = [];
+  for (let at = path.indexOf("/"); at > 0; at = path.indexOf("/", at + 1))
+    out.push(path.slice(0, at));
+  return out;
+}
