@@ -98,7 +98,8 @@ async function status(options: AgentOptions): Promise<void> {
  * The delivery record: each file the index holds as confirmed in the bucket, oldest first, as
  * tab-separated lines: destination, key, size, content hash (md5:<hex>, or etag:<multipart
  * ETag>/<part size> for a file sent in parts), confirmed at. Keys are JSON-quoted when they hold
- * a tab, a newline or a quote.
+ * a quote or a control character (a workload names its files: an escape sequence must not reach
+ * the operator's terminal).
  */
 function listFiles(indexes: DestinationIndex[], since?: number): void {
   process.stdout.write("destination\tkey\tsize\thash\tconfirmed\n");
@@ -107,13 +108,24 @@ function listFiles(indexes: DestinationIndex[], since?: number): void {
     for (const [key, entry] of index.files.entries()) {
       if (since !== undefined && Date.parse(entry.sentAt) < since) continue;
       const hash = entry.md5 ? `md5:${entry.md5}` : `etag:${entry.etag}/${entry.partSize}`;
-      const shown = /[\t\n"]/.test(key) ? JSON.stringify(key) : key;
+      const shown = printableKey(key);
       rows.push([entry.sentAt, `${shown}\t${entry.size}\t${hash}\t${entry.sentAt}`]);
     }
     rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const destination = `${index.endpoint}/${index.bucket}`;
     for (const [, row] of rows) process.stdout.write(`${destination}\t${row}\n`);
   }
+}
+
+/** A key as is, or JSON-quoted with every control character (C0, DEL, C1) escaped. */
+function printableKey(key: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what is looked for
+  const control = /[\u0000-\u001f\u007f-\u009f]/;
+  if (!control.test(key) && !key.includes('"')) return key;
+  return JSON.stringify(key).replace(
+    /[\u007f-\u009f]/g, // JSON.stringify leaves DEL and C1 as they are
+    c => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** The metrics, when asked for; served at --metrics-address (a port in use ends the process). */

@@ -158,6 +158,13 @@ test("keyPrefix goes before every key; status --files lists what was delivered",
     join(root, "state"),
   ]);
   assert.is(future.stdout.trim(), "destination\tkey\tsize\thash\tconfirmed");
+  // A name the workload chose to hold a terminal escape is printed escaped, never raw.
+  await writeTree(source(), { "evil\u001b[2J\u009b.csv": "x" });
+  assert.is((await syncOnce()).status, 0);
+  const listed = await runAgent(["status", "--files", "--state-dir", join(root, "state")]);
+  // eslint-disable-next-line no-control-regex -- the raw characters must not appear
+  assert.not.match(listed.stdout, /[\u001b\u009b]/);
+  assert.match(listed.stdout, /"edge\/cam-1\/out\/evil\\u001b\[2J\\u009b\.csv"\t1\t/);
   const bad = await runAgent(["status", "--files", "--since", "yesterday"]);
   assert.is(bad.status, 2);
   assert.match(bad.stderr, /--since must be an ISO 8601 time/);
