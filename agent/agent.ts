@@ -66,6 +66,7 @@ export class Agent {
   private open?: { identity: string; client: S3Client; sync: DestinationSync };
   private lastReport?: { at: number; text: string };
   private lastSkipped = "[]";
+  private lastProblems = "[]";
   private readonly store: IndexStore;
   /** Set while `run` follows file events. */
   private watcher?: ChangeWatcher;
@@ -186,9 +187,7 @@ export class Agent {
       await this.report(sync, undefined, reason);
       return { state: "failed", reason };
     }
-    for (const problem of report.walkProblems)
-      this.log.warn("cannot read local path", { ...problem });
-    this.logSkipped(report);
+    this.logProblems(report);
     for (const failure of report.failures.slice(0, 20))
       this.log.warn("upload failed; will retry", failure);
     const level =
@@ -236,13 +235,21 @@ export class Agent {
     );
   }
 
-  /** Entries not uploaded on purpose, logged by name when the list changes (not every pass). */
-  private logSkipped(report: PassReport): void {
-    const text = JSON.stringify(report.skipped);
-    if (text === this.lastSkipped) return;
-    this.lastSkipped = text;
-    for (const skipped of report.skipped.slice(0, 20))
-      this.log.info("not uploaded", { ...skipped });
+  /**
+   * What could not be read, and entries not uploaded on purpose: each list logged (by name, at
+   * most 20 entries) when it changes, not every pass.
+   */
+  private logProblems(report: PassReport): void {
+    const problems = JSON.stringify(report.walkProblems);
+    if (problems !== this.lastProblems) {
+      this.lastProblems = problems;
+      for (const problem of report.walkProblems.slice(0, 20))
+        this.log.warn("cannot read local path", { ...problem });
+    }
+    const skipped = JSON.stringify(report.skipped);
+    if (skipped === this.lastSkipped) return;
+    this.lastSkipped = skipped;
+    for (const entry of report.skipped.slice(0, 20)) this.log.info("not uploaded", { ...entry });
   }
 
   /**

@@ -33,6 +33,10 @@ export const AGENT_METRICS = {
     "gauge",
     "Files the last pass found to upload that are not in the bucket yet.",
   ],
+  flotta_agent_read_problems: [
+    "gauge",
+    "Folders and files the last full scan could not read, and data paths it could not go through.",
+  ],
   flotta_agent_last_success_timestamp_seconds: [
     "gauge",
     "When a pass last synced the workload without errors (Unix time).",
@@ -82,6 +86,7 @@ export class AgentMetrics {
     this.add("flotta_agent_passes_total", { kind, result }, 1);
     this.add("flotta_agent_pass_duration_seconds", { kind }, seconds);
     this.set("flotta_agent_files_waiting", {}, filesWaiting(report));
+    if (kind === "scan") this.set("flotta_agent_read_problems", {}, report.walkProblems.length);
     this.observeIndex(index);
   }
 

@@ -2,7 +2,12 @@
  * What admission refuses in an EdgeWorkload, each problem naming its field. Pure.
  * Runs after injection (mutating admission comes first), so the module's own mount is allowed.
  */
-import { globProblem, relativePathProblem } from "../agent/config/device-config";
+import {
+  globProblem,
+  globsProblem,
+  relativePathProblem,
+  targetProblem,
+} from "../agent/config/device-config";
 import { normalizeTarget } from "../agent/sync/keys";
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import { EXPORT_MOUNT_PATH, isInjectedMount, type PodSpec } from "./export-volume";
@@ -32,8 +37,11 @@ export function workloadProblems(workload: EdgeWorkload): string[] {
   const paths = workload.spec?.data?.paths ?? [];
   const targets = new Map<string, number>();
   paths.forEach((path, i) => {
-    for (const field of ["source", "target"] as const) {
-      const problem = relativePathProblem(path[field] ?? "");
+    for (const [field, problemOf] of [
+      ["source", relativePathProblem],
+      ["target", targetProblem],
+    ] as const) {
+      const problem = problemOf(path[field] ?? "");
       if (problem) problems.push(`spec.data.paths[${i}].${field}: ${problem}`);
     }
     for (const list of ["include", "exclude"] as const)
@@ -41,6 +49,8 @@ export function workloadProblems(workload: EdgeWorkload): string[] {
         const problem = globProblem(glob);
         if (problem) problems.push(`spec.data.paths[${i}].${list}[${j}]: ${problem}`);
       });
+    const tooMany = globsProblem([...(path.include ?? []), ...(path.exclude ?? [])]);
+    if (tooMany) problems.push(`spec.data.paths[${i}].include, exclude: ${tooMany}`);
     const target = normalizeTarget(path.target ?? "");
     const first = targets.get(target);
     if (first !== undefined) {

@@ -6,6 +6,8 @@
  * This file must stay free of pepr, Kubernetes and AWS imports: it is bundled into both programs.
  */
 import { z } from "zod";
+import { globSyntaxProblem } from "../sync/glob";
+import { normalizeTarget } from "../sync/keys";
 
 export const DEVICE_CONFIG_VERSION = 1;
 /** Key of the config JSON inside the device config Secret. */
@@ -31,10 +33,26 @@ export function relativePathProblem(path: string): string | undefined {
   return undefined;
 }
 
-const relativePath = z.string().superRefine((path, ctx) => {
-  const problem = relativePathProblem(path);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
+/**
+ * Why a data path's target cannot be one, or undefined: a clean relative path that names a
+ * folder. `.` (or `./`) would put the path's files at the top of the bucket (or of the device's
+ * key prefix), where its listings and the clean-up of open uploads would reach every other
+ * device's and path's keys.
+ */
+export function targetProblem(target: string): string | undefined {
+  const problem = relativePathProblem(target);
+  if (problem) return problem;
+  if (normalizeTarget(target) === "")
+    return "must name a folder in the bucket (such as the workload's name), not '.'";
+  return undefined;
+}
+
+const checked = (problemOf: (value: string) => string | undefined) =>
+  z.string().superRefine((value, ctx) => {
+    const problem = problemOf(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
+const relativePath = checked(relativePathProblem);
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
 
@@ -77,31 +95,51 @@ export function globProblem(glob: string): string | undefined {
   if (glob.length > 256) return "must be at most 256 characters";
   if (glob.startsWith("/")) return "must be relative to the source, not absolute";
   if (glob.includes("\\")) return "must use / as separator";
-  if ((glob.match(/\[/g) ?? []).length !== (glob.match(/\]/g) ?? []).length)
-    return "has an unclosed [";
-  return undefined;
+  return globSyntaxProblem(glob);
 }
 
-const glob = z.string().superRefine((value, ctx) => {
-  const problem = globProblem(value);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
+/**
+ * A data path's globs match in time linear in a path's length, times the wildcards they hold
+ * (agent/sync/glob.ts): this many `*` or `**` at most, over include and exclude together, keep
+ * the filter within a few milliseconds for the longest key.
+ */
+export const MAX_GLOB_WILDCARDS = 32;
+
+/** Why a data path's globs together are too costly to match, or undefined. */
+export function globsProblem(globs: string[]): string | undefined {
+  const wildcards = globs.reduce((n, g) => n + (g.match(/\*+/g) ?? []).length, 0);
+  return wildcards > MAX_GLOB_WILDCARDS
+    ? `hold ${wildcards} wildcards (* or **) together; at most ${MAX_GLOB_WILDCARDS} per data path`
+    : undefined;
+}
+
+const glob = checked(globProblem);
 
 /** Longest quiet period a data path may ask for: one day. */
 export const MAX_QUIET_SECONDS = 86400;
 
-export const dataPathSchema = z.strictObject({
-  /** Directory under the workload's /export. */
-  source: relativePath,
-  /** Key prefix in the bucket (after the device's keyPrefix). */
-  target: relativePath,
-  /** Only files matching one of these are uploaded; empty or absent: every file. */
-  include: z.array(glob).max(64).optional(),
-  /** Files matching one of these are never uploaded (wins over include). */
-  exclude: z.array(glob).max(64).optional(),
-  /** A file modified less than this many seconds ago waits for a later pass; 0: off. */
-  quietSeconds: z.number().int().min(0).max(MAX_QUIET_SECONDS).optional(),
-});
+export const dataPathSchema = z
+  .strictObject({
+    /** Directory under the workload's /export. */
+    source: relativePath,
+    /** Key prefix in the bucket (after the device's keyPrefix). */
+    target: checked(targetProblem),
+    /** Only files matching one of these are uploaded; empty or absent: every file. */
+    include: z.array(glob).max(64).optional(),
+    /** Files matching one of these are never uploaded (wins over include). */
+    exclude: z.array(glob).max(64).optional(),
+    /** A file modified less than this many seconds ago waits for a later pass; 0: off. */
+    quietSeconds: z.number().int().min(0).max(MAX_QUIET_SECONDS).optional(),
+  })
+  .superRefine((path, ctx) => {
+    const problem = globsProblem([...(path.include ?? []), ...(path.exclude ?? [])]);
+    if (problem)
+      ctx.addIssue({
+        code: "custom",
+        path: ["include"],
+        message: `include and exclude ${problem}`,
+      });
+  });
 
 export const workloadSchema = z.strictObject({
   name: z.string().min(1),

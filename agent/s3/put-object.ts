@@ -28,17 +28,40 @@ export interface PutOptions {
   requestTimeoutMs: number;
 }
 
-export type PutObject = (bucket: string, key: string, body: Buffer, md5: Buffer) => Promise<void>;
+/** PutObject with the body's MD5 as Content-MD5: the server refuses bytes that do not match it. */
+export type PutObject = (
+  bucket: string,
+  key: string,
+  body: Buffer,
+  md5: Buffer,
+  signal?: AbortSignal,
+) => Promise<void>;
 
-/** One part of a multipart upload; resolves to the part's ETag. */
+/**
+ * One part of a multipart upload, with its MD5 as Content-MD5; resolves to the part's ETag,
+ * checked against that MD5 where the server's ETag is one (it is not under SSE-KMS or SSE-C).
+ */
 export type UploadPart = (
   bucket: string,
   key: string,
   uploadId: string,
   partNumber: number,
   body: Buffer,
+  md5: Buffer,
   signal?: AbortSignal,
 ) => Promise<string>;
+
+/** The server stored other bytes than were sent (its ETag is an MD5 that is not theirs). */
+export class ChecksumMismatch extends Error {
+  override name = "ChecksumMismatch";
+}
+
+/** Throws when `etag` is a plain MD5 (32 hex digits) other than `md5`. */
+export function checkEtag(etag: string, md5: Buffer, what: string): void {
+  const bare = etag.replace(/"/g, "").toLowerCase();
+  if (/^[0-9a-f]{32}$/.test(bare) && bare !== md5.toString("hex"))
+    throw new ChecksumMismatch(`the server's ETag of ${what} is not the MD5 of the bytes sent`);
+}
 
 export interface LeanRequests {
   putObject: PutObject;
@@ -185,25 +208,37 @@ export function createLeanRequests(target: PutTarget, options: PutOptions): Lean
   };
 
   return {
-    putObject: (bucket, key, body, md5) =>
-      withRetries(options.maxAttempts, async () => {
-        await put(bucket, key, "", body, {
-          "content-md5": md5.toString("base64"),
-          "content-type": "application/octet-stream",
-        });
-      }),
-    uploadPart: (bucket, key, uploadId, partNumber, body, signal) =>
+    putObject: (bucket, key, body, md5, signal) =>
       withRetries(
         options.maxAttempts,
-        () =>
-          put(
+        async () => {
+          const etag = await put(
+            bucket,
+            key,
+            "",
+            body,
+            { "content-md5": md5.toString("base64"), "content-type": "application/octet-stream" },
+            signal,
+          );
+          checkEtag(etag, md5, "the object");
+        },
+        signal,
+      ),
+    uploadPart: (bucket, key, uploadId, partNumber, body, md5, signal) =>
+      withRetries(
+        options.maxAttempts,
+        async () => {
+          const etag = await put(
             bucket,
             key,
             `partNumber=${partNumber}&uploadId=${encodeKey(uploadId).replace(/\//g, "%2F")}`,
             body,
-            {},
+            { "content-md5": md5.toString("base64") },
             signal,
-          ),
+          );
+          checkEtag(etag, md5, `part ${partNumber}`);
+          return etag;
+        },
         signal,
       ),
   };

@@ -110,12 +110,12 @@ export function openDirectory(
   path: PathBytes,
   root: PathBytes,
   exact = false,
-): Promise<Opened<{ handle: FileHandle; where: PathBytes }>> {
+): Promise<Opened<{ handle: FileHandle; where: PathBytes; ino: bigint }>> {
   return openChecked(path, DIR_FLAGS, (handle, stat, where) => {
     if (!stat.isDirectory()) return { state: "refused", reason: "is not a directory" };
     if (exact ? !where.equals(path) : !isInside(root, where))
       return { state: "refused", reason: "is reached through a symlink: not followed" };
-    return { state: "open", value: { handle, where } };
+    return { state: "open", value: { handle, where, ino: stat.ino } };
   });
 }
 

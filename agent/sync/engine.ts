@@ -7,7 +7,7 @@
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { WorkloadPaths } from "../config/device-config";
+import type { DataPath, WorkloadPaths } from "../config/device-config";
 import type { S3Connection } from "../s3/client";
 import { openFile, readSmallFile } from "./confined";
 import {
@@ -25,7 +25,7 @@ import { pathFilter, changedAtMs, stillQuieting, type PathFilter } from "./filte
 import type { DestinationIndex, IndexStore } from "./index-store";
 import { OpenUploads } from "./open-uploads";
 import type { PathBytes } from "./confined";
-import { prefixedTarget, targetPrefix } from "./keys";
+import { normalizeTarget, prefixedTarget, targetPrefix } from "./keys";
 import { describeError, isDestinationError, type Logger } from "./errors";
 import type { RateLimiter } from "./rate-limit";
 import { Semaphore, TaskPool } from "./semaphore";
@@ -82,6 +82,8 @@ export interface PassReport {
   listedPrefixes: string[];
   failures: { key: string; error: string }[];
   walkProblems: WalkProblem[];
+  /** Data paths the pass could not go through (see passPath); the others went on. */
+  brokenPaths: number;
   /** Not uploaded on purpose: links out of the source folder, FIFOs, sockets, devices. */
   skipped: WalkProblem[];
   /** Set while the state dir cannot be written (full, read-only): uploads go on regardless. */
@@ -259,18 +261,7 @@ export class DestinationSync {
         const id = pathId(workload.name, path.source);
         const changed = options.changes?.get(id);
         if (options.changes && !changed) continue;
-        const target: PathRun = {
-          workload: workload.name,
-          sourcePath: join(workload.name, path.source),
-          prefix: targetPrefix(prefixedTarget(options.keyPrefix, path.target)),
-          filter: pathFilter(path),
-          wr,
-          onDirectory: options.onDirectory && (dir => options.onDirectory!(id, dir)),
-        };
-        const remote = await this.listIfNew(target.prefix, run.report);
-        await this.uploads.abortStraysOnce(target.prefix);
-        if (changed) await this.passChanges(target, changed, remote, run);
-        else await this.passScan(target, remote, run);
+        await this.passPath(workload.name, path, wr, changed, run, options);
       }
     }
     await run.pool.drain();
@@ -283,6 +274,45 @@ export class DestinationSync {
     await this.persist().catch(err => this.stateProblemFrom(err));
     run.report.stateProblem = this.stateProblem;
     return run.report;
+  }
+
+  /**
+   * One data path: a unit of failure. Whatever its tree, names or globs do, the problem is
+   * reported for this path (its workload's lastError, the pass's walkProblems) and the other
+   * paths go on; only an error of the destination itself (it is down, refuses the credentials)
+   * ends the pass.
+   */
+  private async passPath(
+    workload: string,
+    path: DataPath,
+    wr: WorkloadReport,
+    changed: ChangedEntry[] | undefined,
+    run: PassRun,
+    options: PassOptions,
+  ): Promise<void> {
+    const id = pathId(workload, path.source);
+    const source = normalizeTarget(path.source);
+    try {
+      const target: PathRun = {
+        workload,
+        sourcePath: source ? join(workload, source) : workload,
+        prefix: targetPrefix(prefixedTarget(options.keyPrefix, path.target)),
+        filter: pathFilter(path),
+        wr,
+        onDirectory: options.onDirectory && (dir => options.onDirectory!(id, dir)),
+      };
+      const remote = await this.listIfNew(target.prefix, run.report);
+      await this.uploads.abortStraysOnce(target.prefix);
+      if (changed) await this.passChanges(target, changed, remote, run);
+      else await this.passScan(target, remote, run);
+    } catch (err) {
+      if (isDestinationError(err) || run.signal?.aborted) throw err;
+      const error = `data path ${source || "."}: ${describeError(err)}`;
+      run.report.walkProblems.push({ path: join(workload, source), error });
+      run.report.brokenPaths++;
+      wr.errors++;
+      wr.lastError = error;
+    }
   }
 
   /** A full scan of one data path; a path read without problems may have its gone files pruned. */
@@ -336,11 +366,24 @@ export class DestinationSync {
   ): Promise<void> {
     const index = this.index.files;
     const { filter } = target;
+    let slice = performance.now();
     for await (const batch of files) {
       for (const file of batch) {
+        // A long stretch of work on one batch gives the event loop a turn (signals, other
+        // paths' uploads, the status): never more than a few milliseconds at a time.
+        if (performance.now() - slice > YIELD_AFTER_MS) {
+          await new Promise(resolve => setImmediate(resolve));
+          slice = performance.now();
+        }
+        const key = target.prefix + file.relativePath;
+        if (Buffer.byteLength(key) > MAX_KEY_BYTES) {
+          // Globs are linear in the path, but a path past PATH_MAX is not worth their time.
+          const unwanted = file.relativePath.length <= 4096 && !filter.wanted(file.relativePath);
+          if (!unwanted) this.keyTooLong(key, target.wr, run.report);
+          continue;
+        }
         if (!filter.wanted(file.relativePath)) continue;
         run.report.filesSeen++;
-        const key = target.prefix + file.relativePath;
         run.seen?.add(key);
         if (index.hasStat(key, file)) continue; // untouched: the common case, decided cheaply
         if (this.quieting(file, filter, run.report)) continue;
@@ -351,6 +394,14 @@ export class DestinationSync {
         await run.pool.submit(() => this.syncFile(item, run));
       }
     }
+  }
+
+  /** A key S3 would refuse: a failure of that file, said before any glob looks at it. */
+  private keyTooLong(key: string, wr: WorkloadReport, report: PassReport): void {
+    const error = `the object key is longer than ${MAX_KEY_BYTES.toLocaleString("en")} bytes, S3's limit: not uploaded`;
+    report.failures.push({ key: key.slice(0, 200) + "…", error });
+    wr.errors++;
+    wr.lastError = error;
   }
 
   /** True (and counted) for a file changed too recently for its path's quiet period. */
@@ -433,13 +484,6 @@ export class DestinationSync {
   private async syncFile(item: FileItem, run: PassRun): Promise<void> {
     if (stopped(run)) return;
     const { report } = run;
-    if (Buffer.byteLength(item.key) > MAX_KEY_BYTES) {
-      const error = `the object key is longer than ${MAX_KEY_BYTES.toLocaleString("en")} bytes, S3's limit: not uploaded`;
-      report.failures.push({ key: item.key, error });
-      item.wr.errors++;
-      item.wr.lastError = error;
-      return;
-    }
     try {
       if (item.file.size > SMALL_FILE || !(await this.syncSmall(item, run)))
         await this.syncStreamed(item, run);
@@ -604,6 +648,9 @@ const SMALL_FILE = 256 * 1024;
 /** The hashes of the file being looked at; with a part size, its multipart ETag too. */
 type Hasher = (partSize?: number) => Promise<FileHashes>;
 
+/** The longest the producer works before it lets other work run (see offer). */
+const YIELD_AFTER_MS = 10;
+
 /** S3 refuses longer object keys (KeyTooLongError); some compatible servers do not. */
 const MAX_KEY_BYTES = 1024;
 
@@ -700,6 +747,7 @@ export function emptyReport(): PassReport {
     listedPrefixes: [],
     failures: [],
     walkProblems: [],
+    brokenPaths: 0,
     skipped: [],
     workloads: {},
   };

@@ -9,7 +9,7 @@
  * named cache). Exclude wins over include; no include means every file.
  */
 import type { DataPath } from "../config/device-config";
-import { parentPaths } from "./keys";
+import { compileGlob, type Glob } from "./glob";
 
 export interface PathFilter {
   /** True when the file at `relativePath` is uploaded at all. */
@@ -24,44 +24,26 @@ export const EVERYTHING: PathFilter = { wanted: () => true, quietMs: 0 };
 export function pathFilter(
   path: Pick<DataPath, "include" | "exclude" | "quietSeconds">,
 ): PathFilter {
-  const include = (path.include ?? []).map(globToRegExp);
-  const exclude = (path.exclude ?? []).map(globToRegExp);
+  const include = (path.include ?? []).map(pathGlob);
+  const exclude = (path.exclude ?? []).map(pathGlob);
   const quietMs = (path.quietSeconds ?? 0) * 1000;
   if (!include.length && !exclude.length) return quietMs ? { ...EVERYTHING, quietMs } : EVERYTHING;
   return {
     quietMs,
     wanted(relativePath) {
-      if (include.length && !include.some(re => re.test(relativePath))) return false;
-      return !exclude.some(
-        re => re.test(relativePath) || parentPaths(relativePath).some(f => re.test(f)),
-      );
+      if (include.length && !include.some(g => g.matches(relativePath))) return false;
+      return !exclude.some(g => g.matchesOrIsBelow(relativePath));
     },
   };
 }
 
-/** The regular expression of one glob (see the file comment). */
-export function globToRegExp(glob: string): RegExp {
+/**
+ * The matcher of one glob (see the file comment): linear in the path's length, whatever the glob
+ * (glob.ts). Throws on a glob that globProblem refuses.
+ */
+export function pathGlob(glob: string): Glob {
   const anchored = glob.includes("/") ? glob.replace(/^\.\//, "") : `**/${glob}`;
-  let re = "";
-  for (let i = 0; i < anchored.length; i++) {
-    const c = anchored[i];
-    if (c === "*" && anchored[i + 1] === "*") {
-      const slashAfter = anchored[i + 2] === "/";
-      re += slashAfter ? "(?:.*/)?" : ".*";
-      i += slashAfter ? 2 : 1;
-    } else if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const end = anchored.indexOf("]", i + 1);
-      if (end < 0) re += "\\[";
-      else {
-        const set = anchored.slice(i + 1, end).replace(/\\/g, "\\\\");
-        re += set.startsWith("!") ? `[^/${set.slice(1)}]` : `[${set}]`;
-        i = end;
-      }
-    } else re += c.replace(/[.+^${}()|\\\]]/g, "\\$&");
-  }
-  return new RegExp(`^${re.replace(/\/$/, "")}$`, "s");
+  return compileGlob(anchored.replace(/\/+$/, ""));
 }
 
 /** True while a file changed (ctime: written, renamed in, chmod-ed) within the quiet period. */

@@ -69,15 +69,51 @@ export class OpenUploads {
    * not keep to resume: what a crash between CreateMultipartUpload and the save of its id left.
    */
   async abortStrays(prefix: string): Promise<void> {
-    const open = await this.client.send(
-      new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix }),
-    );
-    for (const upload of open.Uploads ?? []) {
-      if (!upload.Key || !upload.UploadId || this.inFlight.has(upload.Key)) continue;
+    // Never the whole bucket: other devices' and paths' uploads live there (targets are never
+    // empty, see targetProblem; this is the last line).
+    if (!prefix) return;
+    for await (const upload of this.openUnder(prefix)) {
+      if (!upload.Key?.startsWith(prefix) || !upload.UploadId || this.inFlight.has(upload.Key))
+        continue;
       if (this.pending[upload.Key]?.uploadId === upload.UploadId) continue;
       await this.abort(upload.Key, upload.UploadId);
     }
     this.checked.add(prefix);
+  }
+
+  /**
+   * Every open upload under `prefix`, page after page to the end. The next page starts after
+   * both markers, as S3 documents; a server that refuses the upload-id marker (versitygw says
+   * "Invalid uploadId marker") is paged by key alone, which can only miss a second upload of
+   * the key at a page's end (found at a later start).
+   */
+  private async *openUnder(prefix: string) {
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    let byKeyOnly = false;
+    do {
+      const list = (withId: boolean) =>
+        this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: withId ? uploadIdMarker : undefined,
+          }),
+        );
+      let page;
+      try {
+        page = await list(!byKeyOnly);
+      } catch (err) {
+        if (!uploadIdMarker || byKeyOnly || (err as Error).name !== "InvalidArgument") throw err;
+        byKeyOnly = true;
+        page = await list(false);
+      }
+      yield* page.Uploads ?? [];
+      const more = page.IsTruncated && !!page.NextKeyMarker;
+      keyMarker = more ? page.NextKeyMarker : undefined;
+      uploadIdMarker = more ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker);
   }
 
   /** True when the upload is aborted (or was gone already). */

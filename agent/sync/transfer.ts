@@ -15,13 +15,12 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
-  PutObjectCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { bareEtag, type Content } from "./compare";
-import type { PutObject, UploadPart } from "../s3/put-object";
+import { ChecksumMismatch, type PutObject, type UploadPart } from "../s3/put-object";
 import type { RateLimiter } from "./rate-limit";
 import { toLocalFile, type LocalFile } from "./walk";
 
@@ -135,19 +134,12 @@ async function putSmall(
   const read = await readConsistently(handle, file);
   await options.limiter.take(read.data.length);
   options.signal?.throwIfAborted();
-  await options.client.send(
-    new PutObjectCommand({
-      Bucket: options.bucket,
-      Key: key,
-      Body: read.data,
-      ContentLength: read.data.length,
-    }),
-    { abortSignal: options.signal },
-  );
+  const md5 = createHash("md5").update(read.data).digest();
+  await options.putObject(options.bucket, key, read.data, md5, options.signal);
   options.onBytes?.(read.data.length);
-  const md5 = createHash("md5").update(read.data).digest("hex");
   // A file that never held still while it was read is sent again on a later pass.
-  return { state: read.stable ? "sent" : "changed", file: read.file, content: { md5 } };
+  const content = { md5: md5.toString("hex") };
+  return { state: read.stable ? "sent" : "changed", file: read.file, content };
 }
 
 async function abortMultipart(options: TransferOptions, key: string, uploadId: string) {
@@ -184,14 +176,23 @@ async function uploadLarge(
       const part = next++;
       const start = part * partSize;
       const body = await readPart(handle, buffer, start, Math.min(partSize, file.size - start));
+      const md5 = createHash("md5").update(body).digest();
       const held = resume?.parts.get(part + 1);
-      if (held && held.size === body.length && held.etag === md5Hex(body)) {
+      if (held && held.size === body.length && held.etag === md5.toString("hex")) {
         etags[part] = `"${held.etag}"`;
         reusedBytes += body.length;
         continue;
       }
       await options.limiter.take(body.length, signal);
-      etags[part] = await options.uploadPart(options.bucket, key, uploadId, part + 1, body, signal);
+      etags[part] = await options.uploadPart(
+        options.bucket,
+        key,
+        uploadId,
+        part + 1,
+        body,
+        md5,
+        signal,
+      );
       options.onBytes?.(body.length);
     }
   };
@@ -230,8 +231,6 @@ async function uploadLarge(
   };
 }
 
-const md5Hex = (data: Buffer) => createHash("md5").update(data).digest("hex");
-
 async function createMultipart(
   key: string,
   partSize: number,
@@ -260,7 +259,23 @@ async function completeMultipart(
       MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
     }),
   );
+  if (done.ETag) checkMultipartEtag(done.ETag, etags);
   return done.ETag;
+}
+
+/**
+ * The multipart ETag S3 computes is the MD5 of the parts' MD5s, then `-` and their count: when
+ * the server's is of that form and every part's ETag is an MD5, they must agree.
+ */
+export function checkMultipartEtag(etag: string, partEtags: string[]): void {
+  const bare = bareEtag(etag).toLowerCase();
+  const digests = partEtags.map(e => bareEtag(e).toLowerCase());
+  if (!/^[0-9a-f]{32}-\d+$/.test(bare) || !digests.every(d => /^[0-9a-f]{32}$/.test(d))) return;
+  const whole = createHash("md5")
+    .update(Buffer.concat(digests.map(d => Buffer.from(d, "hex"))))
+    .digest("hex");
+  if (bare !== `${whole}-${digests.length}`)
+    throw new ChecksumMismatch("the server's multipart ETag is not that of the parts sent");
 }
 
 /**
@@ -309,7 +324,10 @@ async function readPart(
 
 /** The error that started it: not the aborts it caused in the other workers. */
 function firstCause(results: PromiseSettledResult<void>[], fallback: unknown): unknown {
-  for (const r of results)
-    if (r.status === "rejected" && (r.reason as Error)?.name !== "AbortError") return r.reason;
+  // An aborted request of the lean path is an S3RequestError named by its code, ABORT_ERR.
+  const aborted = (e: unknown) =>
+    ["AbortError", "ABORT_ERR"].includes((e as Error)?.name) ||
+    (e as NodeJS.ErrnoException)?.code === "ABORT_ERR";
+  for (const r of results) if (r.status === "rejected" && !aborted(r.reason)) return r.reason;
   return fallback;
 }

@@ -13,7 +13,7 @@
  * not grow with the tree. Within a directory the look at each entry is a synchronous call
  * through the directory's descriptor: a third of the CPU of one promise per file.
  */
-import { lstatSync, readdirSync, realpathSync, statSync, type BigIntStats } from "node:fs";
+import { lstatSync, opendirSync, realpathSync, statSync, type BigIntStats } from "node:fs";
 import { realpath } from "node:fs/promises";
 import { join } from "node:path";
 import { childPath, descriptorPath, isInside, openDirectory, type PathBytes } from "./confined";
@@ -58,6 +58,8 @@ export interface WalkedDirectory {
   where: PathBytes;
   /** Open on it while the hook runs: a watch set on /proc/self/fd/<fd> is on this directory. */
   fd: number;
+  /** Its inode: a folder replaced at the same path is another directory. */
+  ino: bigint;
 }
 
 export interface WalkOptions {
@@ -85,22 +87,37 @@ export function toLocalFile(
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * The key form of a file name. A valid UTF-8 name is itself. A name that is not valid UTF-8
- * cannot be an S3 key as it is: each of its bytes outside printable ASCII, and `%`, becomes
- * `%XX` (so `caf\xe9.txt` is uploaded as `caf%E9.txt`).
+ * The key form of a file name, one-to-one: no two names give the same key.
+ * - A valid UTF-8 name is itself, except that a `%` followed by two hex digits becomes `%25`
+ *   (so `caf%E9.txt` is uploaded as `caf%25E9.txt`): only such a name could read as an escape.
+ * - A name that is not valid UTF-8 cannot be an S3 key as it is: each of its bytes outside
+ *   printable ASCII, and every `%`, becomes `%XX` (so `caf\xe9.txt` is uploaded as `caf%E9.txt`).
+ * Reading every `%XX` of a key back as the byte XX gives the name's bytes again (keyToName), so
+ * the mapping cannot send two files to one object.
  */
-export function nameToKey(name: Buffer): string {
-  try {
-    return utf8.decode(name);
-  } catch {
-    let out = "";
-    for (const byte of name)
-      out +=
-        byte >= 0x20 && byte < 0x7f && byte !== 0x25
-          ? String.fromCharCode(byte)
-          : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
-    return out;
+export function nameToKey(name: Buffer, text = utf8Path(name)): string {
+  if (text !== undefined) return text.includes("%") ? text.replace(ESCAPE_LIKE, "%25") : text;
+  let out = "";
+  for (const byte of name)
+    out +=
+      byte >= 0x20 && byte < 0x7f && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  return out;
+}
+
+const ESCAPE_LIKE = /%(?=[0-9A-Fa-f]{2})/g;
+
+/** The name's bytes back from its key form (the inverse of nameToKey). */
+export function keyToName(key: string): Buffer {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const m of key.matchAll(/%([0-9A-Fa-f]{2})/g)) {
+    parts.push(Buffer.from(key.slice(at, m.index), "utf8"), Buffer.from([parseInt(m[1], 16)]));
+    at = m.index + 3;
   }
+  parts.push(Buffer.from(key.slice(at), "utf8"));
+  return Buffer.concat(parts);
 }
 
 /** A path's text when its bytes are valid UTF-8 (so the text names the same file). */
@@ -138,6 +155,9 @@ async function sourceRoot(
   notes.reached = true;
   return root;
 }
+
+/** Entries handed on at most at once from one folder (see Walker.list). */
+const LIST_BATCH = 1000;
 
 interface Pending {
   dir: PathBytes;
@@ -228,48 +248,71 @@ class Walker {
   async *from(pending: Pending[]): AsyncGenerator<LocalFile[]> {
     while (pending.length > 0) {
       const { dir, rel } = pending.pop()!;
-      const opened = await openDirectory(dir, this.root, dir === this.root);
+      let opened: Awaited<ReturnType<typeof openDirectory>>;
+      try {
+        opened = await openDirectory(dir, this.root, dir === this.root);
+      } catch (err) {
+        // ENAMETOOLONG (deeper than PATH_MAX), EMFILE, EACCES: this folder only, said so.
+        this.notes.problems.push({ path: rel || ".", error: (err as Error).message });
+        continue;
+      }
       if (opened.state === "gone") continue;
       if (opened.state === "refused") {
         this.notes.skipped.push({ path: rel, error: opened.reason });
         continue;
       }
       const { handle, where } = opened.value;
-      let files: LocalFile[] = [];
       try {
-        this.options.onDirectory?.({ rel, where, fd: handle.fd });
-        files = this.list(handle.fd, where, rel, pending);
+        this.options.onDirectory?.({ rel, where, fd: handle.fd, ino: opened.value.ino });
+        yield* this.list(handle.fd, where, rel, pending);
       } catch (err) {
         if (!isGone(err))
           this.notes.problems.push({ path: rel || ".", error: (err as Error).message });
       } finally {
         await handle.close();
       }
-      if (files.length) yield files;
     }
   }
 
-  /** Lists one open directory through its descriptor, so a swapped parent cannot redirect it. */
-  private list(fd: number, where: PathBytes, rel: string, pending: Pending[]): LocalFile[] {
+  /**
+   * Lists one open directory through its descriptor, so a swapped parent cannot redirect it, in
+   * batches of at most LIST_BATCH entries (a folder of a million files never sits in memory
+   * whole, and the caller's loop runs between batches).
+   */
+  private *list(
+    fd: number,
+    where: PathBytes,
+    rel: string,
+    pending: Pending[],
+  ): Generator<LocalFile[]> {
     const viaFd = descriptorPath(fd);
-    const files: LocalFile[] = [];
     // A file's stat is read by its path below `where` (half the cost of a path through
     // /proc/self/fd): a parent swapped meanwhile can only mislead the decision to send, since
     // every read opens the file again and checks where it really is (readSmallFile, openFile).
     const whereText = utf8Path(where);
-    for (const entry of readdirSync(viaFd, { withFileTypes: true, encoding: "buffer" })) {
-      const name = entry.name as unknown as Buffer;
-      const text = utf8Path(name);
-      const key = text ?? nameToKey(name);
-      const relativePath = rel ? `${rel}/${key}` : key;
-      const look =
-        whereText !== undefined && text !== undefined
-          ? `${whereText}/${text}`
-          : childPath(viaFd, name);
-      const file = this.entry(look, viaFd, where, name, relativePath, entry, pending);
-      if (file) files.push(file);
+    const dir = opendirSync(viaFd, { encoding: "buffer" as BufferEncoding, bufferSize: 128 });
+    try {
+      let files: LocalFile[] = [];
+      for (let entry = dir.readSync(); entry; entry = dir.readSync()) {
+        const name = entry.name as unknown as Buffer;
+        const text = utf8Path(name);
+        const key = nameToKey(name, text);
+        const relativePath = rel ? `${rel}/${key}` : key;
+        const look =
+          whereText !== undefined && text !== undefined
+            ? `${whereText}/${text}`
+            : childPath(viaFd, name);
+        const file = this.entry(look, viaFd, where, name, relativePath, entry, pending);
+        if (file) files.push(file);
+        if (files.length >= LIST_BATCH) {
+          yield files;
+          files = [];
+        }
+      }
+      if (files.length) yield files;
+    } finally {
+      dir.closeSync();
     }
-    return files;
   }
 
   /**

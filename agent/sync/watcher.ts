@@ -27,6 +27,8 @@ export interface WatcherSettings {
 interface Watch {
   watcher: FSWatcher;
   where: PathBytes;
+  /** The directory's inode: a folder replaced at the same path needs a new watch. */
+  ino: bigint;
   /** The full scan that last listed this directory. */
   scan: number;
 }
@@ -53,7 +55,7 @@ export class ChangeWatcher {
     if (this.unavailable) return;
     const id = `${pathId}\0${dir.rel}`;
     const known = this.watches.get(id);
-    if (known?.where.equals(dir.where)) {
+    if (known?.where.equals(dir.where) && known.ino === dir.ino) {
       known.scan = this.scan;
       return;
     }
@@ -84,7 +86,7 @@ export class ChangeWatcher {
     }
     // A watch whose directory went away errors or goes quiet; the next full scan drops it.
     watcher.on("error", () => this.drop(id));
-    this.watches.set(id, { watcher, where: dir.where, scan: this.scan });
+    this.watches.set(id, { watcher, where: dir.where, ino: dir.ino, scan: this.scan });
   }
 
   /** A full scan begins: what it does not list again is gone, and its watch is dropped at the end. */

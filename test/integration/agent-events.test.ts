@@ -107,6 +107,20 @@ test("a folder swapped for a symlink after it was watched: nothing outside is re
   assert.equal(keys, ["frames/after.txt", "frames/sub/a.txt"]);
 });
 
+test("a folder replaced at the same path is watched again: later files in it go up", async () => {
+  await writeTree(source(), { "sub/a.txt": "a" });
+  running = startAgent([...device(), "--interval", HOUR, "--rescan", HOUR]);
+  await eventually("the start's full scan", objectIs("frames/sub/a.txt", "a"));
+  await eventually("events followed", logged(/following file events/));
+  await rename(join(source(), "sub"), join(root, "sub-old"));
+  await mkdir(join(source(), "sub"));
+  await writeFile(join(source(), "sub", "b.txt"), "b");
+  await eventually("a file in the new folder", objectIs("frames/sub/b.txt", "b"));
+  // The watch on the old folder (same path, other inode) must not stand for the new one.
+  await writeFile(join(source(), "sub", "c.txt"), "c");
+  await eventually("a later file in the new folder", objectIs("frames/sub/c.txt", "c"));
+});
+
 test("events turned off: the interval scan finds new files, and says so", async () => {
   await writeTree(source(), { "a.txt": "a" });
   running = startAgent([...device(), "--no-events", "--interval", "1"]);

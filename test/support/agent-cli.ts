@@ -17,12 +17,19 @@ export interface AgentRun {
 
 export function runAgent(
   args: string[],
-  options: { bin?: string; cwd?: string; timeoutMs?: number } = {},
+  options: {
+    bin?: string;
+    cwd?: string;
+    timeoutMs?: number;
+    /** Told the process as it starts (to watch its memory, say). */
+    onSpawn?: (child: ChildProcess) => void;
+  } = {},
 ): Promise<AgentRun> {
   const child = spawn(process.execPath, [...(options.bin ? [options.bin] : FROM_SOURCE), ...args], {
     cwd: options.cwd ?? process.cwd(),
     stdio: ["ignore", "pipe", "pipe"],
   });
+  options.onSpawn?.(child);
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", d => (stdout += d));

@@ -35,6 +35,8 @@ export interface FaultProxy {
   url: string;
   /** Requests forwarded, answered with an error, reset; body bytes forwarded to the server. */
   counts: { forwarded: number; errors: number; resets: number; bodyBytes: number };
+  /** Each PUT forwarded: its query and whether it carried a Content-MD5. */
+  puts: { query: string; contentMd5: boolean }[];
   stop(): Promise<void>;
 }
 
@@ -43,8 +45,15 @@ const errorXml = (code: string) =>
 
 export async function startFaultProxy(
   upstream: string,
-  faults: { errorRate: number; resetRate: number; seed?: number },
+  faults: {
+    errorRate: number;
+    resetRate: number;
+    seed?: number;
+    /** Answers every PUT with another (well-formed) MD5 as its ETag: a server that stored other bytes. */
+    wrongEtag?: boolean;
+  },
 ): Promise<FaultProxy> {
+  const puts: FaultProxy["puts"] = [];
   const target = new URL(upstream);
   const roll = random(faults.seed ?? 1);
   const counts = { forwarded: 0, errors: 0, resets: 0, bodyBytes: 0 };
@@ -69,6 +78,8 @@ export async function startFaultProxy(
       return;
     }
     counts.forwarded++;
+    if (req.method === "PUT")
+      puts.push({ query: req.url?.split("?")[1] ?? "", contentMd5: !!req.headers["content-md5"] });
     const forward = request(
       {
         host: target.hostname,
@@ -79,7 +90,10 @@ export async function startFaultProxy(
         headers: req.headers,
       },
       upstreamRes => {
-        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+        const headers = { ...upstreamRes.headers };
+        if (faults.wrongEtag && req.method === "PUT" && headers.etag)
+          headers.etag = `"${"0".repeat(32)}"`;
+        res.writeHead(upstreamRes.statusCode ?? 502, headers);
         upstreamRes.pipe(res);
       },
     );
@@ -95,6 +109,7 @@ export async function startFaultProxy(
   return {
     url: `http://127.0.0.1:${port}`,
     counts,
+    puts,
     stop: () =>
       new Promise(resolve => {
         for (const s of sockets) s.destroy();
