@@ -2,6 +2,7 @@
  * `flotta-agent`: the entry point bundled into the device tarball. Wires options, config
  * source, logger and agent together; all decisions live in the modules it calls.
  */
+import { join } from "node:path";
 import {
   FileConfigSource,
   SecretConfigSource,
@@ -12,7 +13,7 @@ import { setMaxListeners } from "node:events";
 import { Agent, type Reporting } from "./agent";
 import { DeviceApi } from "./kube/client";
 import { readKubeconfig, type KubeConnection } from "./kube/kubeconfig";
-import { TokenRenewal } from "./kube/token-renewal";
+import { renewedToken, TokenRenewal } from "./kube/token-renewal";
 import type { Logger } from "./sync/errors";
 import { createLogger, registerSecret } from "./log";
 import { parseOptions, USAGE, type AgentOptions } from "./options";
@@ -34,10 +35,10 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
-function source(
+async function source(
   options: AgentOptions,
   log: Logger,
-): { source: ConfigSource; reporting?: Reporting } {
+): Promise<{ source: ConfigSource; reporting?: Reporting }> {
   if (options.configFile) return { source: new FileConfigSource(options.configFile) };
   let connection: KubeConnection;
   try {
@@ -46,10 +47,16 @@ function source(
   } catch (err) {
     fail(`cannot use kubeconfig ${options.kubeconfig}: ${(err as Error).message}`);
   }
+  const tokenPath = join(options.stateDir, "token");
+  const renewed = connection.inlineToken && (await renewedToken(tokenPath, connection.inlineToken));
+  if (renewed) {
+    registerSecret(renewed);
+    connection = { ...connection, inlineToken: renewed, token: () => renewed };
+  }
   const api = new DeviceApi(connection);
   const tokenRenewal = new TokenRenewal(
     api,
-    options.kubeconfig!,
+    tokenPath,
     log,
     connection.inlineToken,
     options.tokenRenewBeforeSeconds,
@@ -228,7 +235,7 @@ async function main(): Promise<void> {
   if (options.command === "status") return status(options);
 
   const log = createLogger(options.logLevel);
-  const { source: configSource, reporting } = source(options, log);
+  const { source: configSource, reporting } = await source(options, log);
   const lock = await takeStateDir(options, log);
   const signal = stopOnSignals(log);
   const progress = progressLine(options.command === "sync" && process.stderr.isTTY);

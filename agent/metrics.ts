@@ -4,7 +4,7 @@
  * for node-exporter's textfile collector (`--metrics-textfile`). Rendering is pure.
  */
 import { randomBytes } from "node:crypto";
-import { rename, unlink, writeFile } from "node:fs/promises";
+import { chmod, rename, unlink, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { PassReport } from "./sync/engine";
 import type { DestinationIndex } from "./sync/index-store";
@@ -167,7 +167,10 @@ export function splitAddress(address: string): { host?: string; port: number } {
 export async function writeTextfile(metrics: AgentMetrics, path: string): Promise<void> {
   const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
   try {
-    await writeFile(temp, metrics.render(), { mode: 0o644 });
+    // "wx": a fresh file, never through a link; the mode set after (the unit's UMask=0077 would
+    // leave 0600, which node_exporter, another user, cannot read).
+    await writeFile(temp, metrics.render(), { flag: "wx" });
+    await chmod(temp, 0o644);
     await rename(temp, path);
   } catch (err) {
     await unlink(temp).catch(() => undefined);

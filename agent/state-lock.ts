@@ -1,17 +1,24 @@
 /**
- * One agent per state dir. `agent.lock` holds the pid and the kernel's start time of the agent
- * that owns the dir (so a pid reused after a reboot is not mistaken for it). A second agent
- * finds the owner alive and refuses. A lock whose owner is gone means that run ended without
- * cleaning up (SIGKILL, power loss): the new run takes the dir over, removes the temp files a
- * killed write left, and is told so (`previous`), so that it lists its buckets again. A run
- * stopped by a signal while a multipart upload was under way leaves the lock marked
- * `interrupted`, so that the next start looks for that upload too.
- * A state dir that cannot be written (read-only, full) cannot hold a lock: the agent goes on
- * without one and says so; with no index writes possible, a second agent cannot tear anything.
+ * One agent per state dir. The lock is an abstract Unix socket named after the state dir's real
+ * path: binding it is atomic, the kernel frees it when its holder dies (however it dies), and it
+ * works whoever holds it and whether or not the holder's /proc entry is visible (the unit's
+ * ProtectProc=invisible hides root's processes from the agent's user). It holds within one
+ * network namespace: agents in other namespaces (containers) must not share a state dir.
+ *
+ * `agent.lock` in the state dir is only a record: the holder's pid (for the message a second
+ * agent gets) and how the last run ended. Found at start, it means that run ended without
+ * cleaning up (SIGKILL, power loss): the new run removes the temp files a killed write left and
+ * is told so (`previous`), so that it lists its buckets again. A run stopped by a signal while a
+ * multipart upload was under way leaves it marked `interrupted`, so that the next start looks
+ * for that upload too.
+ * A state dir that cannot be written (read-only, full) cannot hold the record: the agent goes on
+ * with the socket alone and says so; with no index writes possible, nothing can tear.
  */
-import { readFileSync } from "node:fs";
-import { mkdir, open, readFile, readdir, unlink, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, realpath, unlink } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
 import { join } from "node:path";
+import { writeFileAtomic } from "./atomic-file";
 
 export type StateLock =
   | {
@@ -26,27 +33,17 @@ export type StateLock =
 
 interface Owner {
   pid: number;
-  start: string;
   /** Set when the owner stopped with a multipart upload cut short. */
   interrupted?: boolean;
-}
-
-/** The start time of process `pid` in clock ticks since boot (field 22 of /proc/PID/stat). */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
 }
 
 async function readOwner(path: string): Promise<Owner | undefined> {
   try {
     const owner = JSON.parse(await readFile(path, "utf8")) as Owner;
-    return typeof owner.pid === "number" ? owner : undefined;
-  } catch {
-    return undefined; // torn by a crash during its own write: nobody owns it
+    return typeof owner.pid === "number" ? owner : { pid: 0 };
+  } catch (err) {
+    // Torn by a crash during its own write: a run that did not end cleanly.
+    return (err as NodeJS.ErrnoException).code === "ENOENT" ? undefined : { pid: 0 };
   }
 }
 
@@ -57,36 +54,48 @@ async function removeTempFiles(stateDir: string): Promise<void> {
       await unlink(join(stateDir, name)).catch(() => undefined);
 }
 
+/** Binds the abstract socket of `name`; false when another process holds it. */
+function bind(name: string): Promise<Server | undefined> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      err.code === "EADDRINUSE" ? resolve(undefined) : reject(err),
+    );
+    server.listen(`\0${name}`, () => {
+      server.unref(); // the lock never keeps the process alive
+      resolve(server);
+    });
+  });
+}
+
 export async function lockStateDir(stateDir: string): Promise<StateLock> {
   const path = join(stateDir, "agent.lock");
-  const me: Owner = { pid: process.pid, start: startTime(process.pid) ?? "" };
-  let previous: "crash" | "interrupted" | undefined;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await mkdir(stateDir, { recursive: true, mode: 0o700 });
-      const file = await open(path, "wx", 0o600);
-      try {
-        await file.writeFile(JSON.stringify(me));
-      } finally {
-        await file.close();
-      }
-      await removeTempFiles(stateDir);
-      const release = async (interrupted = false) => {
-        const owner = await readOwner(path);
-        if (owner?.pid !== me.pid) return;
-        if (interrupted) await writeFile(path, JSON.stringify({ ...me, interrupted }));
-        else await unlink(path).catch(() => undefined);
-      };
-      return { state: "locked", previous, release };
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== "EEXIST") return { state: "unlocked", reason: (err as Error).message };
-    }
-    const owner = await readOwner(path);
-    if (owner && owner.pid !== me.pid && startTime(owner.pid) === owner.start)
-      return { state: "busy", pid: owner.pid };
-    previous = owner?.interrupted ? "interrupted" : "crash";
-    await unlink(path).catch(() => undefined);
+  try {
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    return { state: "unlocked", reason: (err as Error).message };
   }
-  return { state: "unlocked", reason: "another agent took the lock at the same moment" };
+  const where = await realpath(stateDir);
+  const name = `flotta-agent/${createHash("sha256").update(where).digest("hex").slice(0, 32)}`;
+  const server = await bind(name);
+  if (!server) return { state: "busy", pid: (await readOwner(path))?.pid ?? 0 };
+  const found = await readOwner(path);
+  const previous = found ? (found.interrupted ? "interrupted" : "crash") : undefined;
+  const me: Owner = { pid: process.pid };
+  try {
+    await writeFileAtomic(path, JSON.stringify(me));
+  } catch (err) {
+    // The socket stays bound: a second agent is still kept out.
+    return { state: "unlocked", reason: (err as Error).message };
+  }
+  await removeTempFiles(stateDir);
+  const release = async (interrupted = false) => {
+    try {
+      if (interrupted) await writeFileAtomic(path, JSON.stringify({ ...me, interrupted }));
+      else await unlink(path).catch(() => undefined);
+    } finally {
+      server.close();
+    }
+  };
+  return { state: "locked", previous, release };
 }

@@ -16,7 +16,7 @@ import {
   type Storage,
 } from "../agent/config/device-config";
 import { devicesForWorkload, deviceNeedsReconcile, ownerDeviceKey } from "./device-changes";
-import { APPLIED_ANNOTATION, MANAGED_BY } from "./device-resources";
+import { APPLIED_ANNOTATION, DEVICE_ANNOTATION, MANAGED_BY } from "./device-resources";
 import type { EdgeDevice } from "./generated/edgedevice-v1alpha1";
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import type { ObjectBucketClaim } from "./generated/objectbucketclaim-v1alpha1";
@@ -54,6 +54,15 @@ export interface ConfigSecretEntry extends MetaEntry {
 
 export const digest = (text: string) => createHash("sha256").update(text).digest("hex");
 
+/** The module's annotations of an object, if it has any. */
+function ownAnnotations(all?: Record<string, string>): Record<string, string> | undefined {
+  if (!all) return undefined;
+  const own = Object.entries(all).filter(
+    ([k]) => k === APPLIED_ANNOTATION || k === DEVICE_ANNOTATION,
+  );
+  return own.length ? Object.fromEntries(own) : undefined;
+}
+
 const metaEntry = (obj: KubeObject): MetaEntry => {
   const m: KubeMeta = obj.metadata ?? {};
   return {
@@ -62,9 +71,7 @@ const metaEntry = (obj: KubeObject): MetaEntry => {
       name: m.name,
       labels: m.labels,
       // Only the module's own: kubectl's last-applied-configuration may hold a whole object.
-      annotations: m.annotations?.[APPLIED_ANNOTATION]
-        ? { [APPLIED_ANNOTATION]: m.annotations[APPLIED_ANNOTATION] }
-        : undefined,
+      annotations: ownAnnotations(m.annotations),
       ownerReferences: m.ownerReferences?.map(r => ({ uid: r.uid })),
     },
     managers: [...new Set((m.managedFields ?? []).map(f => f.manager ?? ""))],

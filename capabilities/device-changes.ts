@@ -6,7 +6,7 @@
  * after the edit, and no other. Pure.
  */
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
-import { DEVICE_LABEL } from "./device-resources";
+import { DEVICE_ANNOTATION, DEVICE_LABEL } from "./device-resources";
 import { workloadSelects } from "./selector";
 
 export interface DeviceMeta {
@@ -51,11 +51,15 @@ export function devicesForWorkload(
   return keys;
 }
 
-/** The device an object the module made for it belongs to (its device label), as a key. */
+/**
+ * The device an object the module made for it belongs to, as a key: its full name from the
+ * annotation, else its device label (objects written before the annotation; names up to 63).
+ */
 export function ownerDeviceKey(meta?: {
   namespace?: string;
   labels?: Record<string, string>;
+  annotations?: Record<string, string>;
 }): string | undefined {
-  const device = meta?.labels?.[DEVICE_LABEL];
+  const device = meta?.annotations?.[DEVICE_ANNOTATION] ?? meta?.labels?.[DEVICE_LABEL];
   return device && meta?.namespace ? `${meta.namespace}/${device}` : undefined;
 }

@@ -4,13 +4,20 @@
  */
 import { createHash } from "node:crypto";
 import {
+  boundedName,
   DEVICE_CONFIG_KEY,
   deviceConfigSecretName,
+  deviceStem,
   type DeviceConfig,
 } from "../agent/config/device-config";
 
 export const MANAGED_BY = { "app.kubernetes.io/managed-by": "edge-data-upload" };
 export const DEVICE_LABEL = "edge-data-upload.project-flotta.io/device";
+/** The device's full name, on every object the module makes for it (its label may be shortened). */
+export const DEVICE_ANNOTATION = "edge-data-upload.project-flotta.io/device-name";
+
+/** The device label's value: the name, or a shortened one past a label value's 63 characters. */
+export const deviceLabelValue = (device: string) => boundedName(device, "", 63);
 /** On access objects: a digest of what the module applied, so an upgrade that changes it shows. */
 export const APPLIED_ANNOTATION = "edge-data-upload.project-flotta.io/applied";
 /** The field manager of the module's server-side applies (kubernetes-fluent-client's). */
@@ -22,14 +29,15 @@ export interface OwnerDevice {
   uid: string;
 }
 
-/** Name of the device's ServiceAccount, Role and RoleBinding. */
-export const deviceAccessName = (device: string) => `${device}-data-upload-agent`;
+/** Name of the device's ServiceAccount, Role and RoleBinding (its config Secret's, and `-agent`). */
+export const deviceAccessName = (device: string) => `${deviceStem(device)}-data-upload-agent`;
 
 function meta(device: OwnerDevice, name: string) {
   return {
     name,
     namespace: device.namespace,
-    labels: { ...MANAGED_BY, [DEVICE_LABEL]: device.name },
+    labels: { ...MANAGED_BY, [DEVICE_LABEL]: deviceLabelValue(device.name) },
+    annotations: { [DEVICE_ANNOTATION]: device.name },
     ownerReferences: [
       {
         apiVersion: "management.project-flotta.io/v1alpha1",
@@ -57,11 +65,25 @@ function withDigest<T extends { metadata: object }>(
   obj: T,
 ): T & { metadata: { annotations: Record<string, string> } } {
   const sum = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
-  return { ...obj, metadata: { ...obj.metadata, annotations: { [APPLIED_ANNOTATION]: sum } } };
+  const annotations = { ...(obj.metadata as { annotations?: object }).annotations };
+  return {
+    ...obj,
+    metadata: { ...obj.metadata, annotations: { ...annotations, [APPLIED_ANNOTATION]: sum } },
+  };
 }
 
-export function deviceAccess(device: OwnerDevice) {
+/**
+ * The device's ServiceAccount, Role and RoleBinding. The Role grants its config Secret only
+ * while that name is the module's (`ownsConfigSecret`): never someone else's Secret of that name.
+ */
+export function deviceAccess(device: OwnerDevice, ownsConfigSecret = true) {
   const name = deviceAccessName(device.name);
+  const configSecretRule = {
+    apiGroups: [""],
+    resources: ["secrets"],
+    resourceNames: [deviceConfigSecretName(device.name)],
+    verbs: ["get", "watch"], // read it, and watch it by name,
+  };
   return {
     serviceAccount: withDigest({
       apiVersion: "v1",
@@ -73,12 +95,7 @@ export function deviceAccess(device: OwnerDevice) {
       kind: "Role",
       metadata: meta(device, name),
       rules: [
-        {
-          apiGroups: [""],
-          resources: ["secrets"],
-          resourceNames: [deviceConfigSecretName(device.name)],
-          verbs: ["get", "watch"], // read it, and watch it by name,
-        },
+        ...(ownsConfigSecret ? [configSecretRule] : []),
         {
           apiGroups: ["management.project-flotta.io"],
           resources: ["edgedevices"],
@@ -138,7 +155,8 @@ export function bucketClaim(device: { namespace: string; name: string }, storage
     metadata: {
       name: device.name,
       namespace: device.namespace,
-      labels: { ...MANAGED_BY, [DEVICE_LABEL]: device.name },
+      labels: { ...MANAGED_BY, [DEVICE_LABEL]: deviceLabelValue(device.name) },
+      annotations: { [DEVICE_ANNOTATION]: device.name },
     },
     spec: { generateBucketName: device.name, storageClassName },
   };
@@ -147,6 +165,7 @@ export function bucketClaim(device: { namespace: string; name: string }, storage
 interface Meta {
   metadata?: {
     name?: string;
+    annotations?: Record<string, string>;
     labels?: Record<string, string>;
     ownerReferences?: { uid?: string }[];
   };
@@ -168,6 +187,6 @@ export function foreignObject(
   const ownerRef = m.ownerReferences?.some(r => r.uid === device.uid);
   const labelled =
     m.labels?.["app.kubernetes.io/managed-by"] === MANAGED_BY["app.kubernetes.io/managed-by"] &&
-    m.labels?.[DEVICE_LABEL] === device.name;
+    m.labels?.[DEVICE_LABEL] === deviceLabelValue(device.name);
   return ownerRef || labelled ? undefined : `${kindName} ${device.namespace}/${m.name}`;
 }

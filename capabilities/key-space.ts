@@ -5,7 +5,7 @@
  * - two devices sharing a bucket whose keys can collide (a condition on both).
  * Decisions are pure; SharedBuckets only remembers what each device's last reconcile wrote.
  */
-import { relativePathProblem } from "../agent/config/device-config";
+import { MAX_KEY_PREFIX, relativePathProblem } from "../agent/config/device-config";
 import { normalizeTarget, parentPaths, prefixedTarget } from "../agent/sync/keys";
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 
@@ -29,6 +29,10 @@ export function expandKeyPrefix(
   if (/[{}]/.test(expanded))
     return { problem: "spec.storage.keyPrefix: a { or } outside {namespace} and {device}" };
   const prefix = normalizeTarget(expanded);
+  if (prefix.length > MAX_KEY_PREFIX)
+    return {
+      problem: `spec.storage.keyPrefix: expands to ${prefix.length} characters for this device; at most ${MAX_KEY_PREFIX}`,
+    };
   const problem = prefix ? relativePathProblem(prefix) : undefined;
   return problem ? { problem: `spec.storage.keyPrefix: ${problem}` } : { prefix };
 }

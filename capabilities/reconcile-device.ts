@@ -18,6 +18,7 @@ import type { ClaimEndpoints } from "./claim-endpoint";
 import { digest, type AccessKind, type ClusterCache, type DataKind } from "./cluster-cache";
 import { sameModuleStatus } from "./conditions";
 import {
+  APPLIED_ANNOTATION,
   accessNeedsApply,
   bucketClaim,
   configSecret,
@@ -57,7 +58,7 @@ export interface ReconcileContext {
   api: KubeApi;
   /** Paces every request the reconciles send. */
   limiter: RateLimiter;
-  /** The resource version each access object had when this process applied it (Kind/ns/name). */
+  /** "<resource version> <digest>" of each access object this process applied (by Kind/ns/name). */
   applied: Map<string, string>;
   /** Where devices reach claim buckets. */
   claimEndpoints: ClaimEndpoints;
@@ -180,8 +181,13 @@ const ACCESS_KINDS = [
  * The device's ServiceAccount, Role and RoleBinding, each applied when missing, changed by
  * someone else, or not what this module version applies; none while one of the names is taken.
  */
-async function applyAccess(owner: OwnerDevice, ctx: ReconcileContext, conflicts: string[]) {
-  const access = deviceAccess(owner);
+async function applyAccess(
+  owner: OwnerDevice,
+  ownsConfigSecret: boolean,
+  ctx: ReconcileContext,
+  conflicts: string[],
+) {
+  const access = deviceAccess(owner, ownsConfigSecret);
   const key = `${owner.namespace}/${access.serviceAccount.metadata.name}`;
   const existing = (k: AccessKind) => ctx.cache.access[k].get(key);
   const taken = ACCESS_KINDS.map(([k]) => foreignObject(k, existing(k), owner)).filter(
@@ -198,10 +204,15 @@ async function applyAccess(owner: OwnerDevice, ctx: ReconcileContext, conflicts:
       annotations: entry.metadata.annotations,
       managers: entry.managers,
     };
-    if (!accessNeedsApply(current, access[field], ctx.applied.get(`${k}/${key}`))) continue;
+    // What this process applied: its version, for the digest applied (the Role changes with
+    // the config Secret's ownership, see deviceAccess).
+    const sum = access[field].metadata.annotations[APPLIED_ANNOTATION];
+    const [appliedVersion, appliedSum] = ctx.applied.get(`${k}/${key}`)?.split(" ") ?? [];
+    const known = appliedSum === sum ? appliedVersion : undefined;
+    if (!accessNeedsApply(current, access[field], known)) continue;
     const written = await call(ctx, () => ctx.api.apply(access[field] as KubeObject));
     ctx.cache.access[k].observe(written);
-    ctx.applied.set(`${k}/${key}`, written.metadata!.resourceVersion!);
+    ctx.applied.set(`${k}/${key}`, `${written.metadata!.resourceVersion!} ${sum}`);
   }
 }
 
@@ -331,19 +342,23 @@ export async function reconcileDevice(
   }
   const owner: OwnerDevice = { namespace, name, uid: device.metadata!.uid! };
   const conflicts: string[] = [];
-  await applyAccess(owner, ctx, conflicts);
+  // Someone else's Secret of the config's name: the device's Role must not grant it.
+  const current = readConfigSecret(owner, ctx, conflicts);
+  await applyAccess(owner, !current.foreign, ctx, conflicts);
 
   const { obc, external } = await readStorageInputs(device, owner, ctx, conflicts);
   const obcName = obc.state === "missing" || obc.state === "present" ? obc.name : undefined;
   const s3 = device.spec?.storage?.s3;
   ctx.references.record(key, namespace, {
     configMaps: [s3?.configMapName, obcName].filter((n): n is string => !!n),
-    secrets: [s3?.secretName, obcName].filter((n): n is string => !!n),
+    // A foreign Secret in the config's name: its removal lets the module take the name.
+    secrets: [s3?.secretName, obcName, current.foreign ? current.name : undefined].filter(
+      (n): n is string => !!n,
+    ),
   });
   const resolution = resolveStorage({ namespace, obc, external });
 
   // A failure keeps the storage of the last good config; workloads still follow.
-  const current = readConfigSecret(owner, ctx, conflicts);
   const storage = resolution.problem ? current.lastGood : (resolution.storage ?? null);
   const keyPrefix = keyPrefixFor(device, owner, current.keyPrefix);
   const { config, invalid } = assembleFor(

@@ -8,11 +8,16 @@
  *     the module's managed-by label before and after, never deleted (garbage collection
  *     deletes them with their device); Secrets only of type Opaque (no token Secrets);
  *   - a RoleBinding binds only the Role of its own name to the ServiceAccount of that name in
- *     its namespace (no grants to users, groups or other accounts).
+ *     its namespace (no grants to users, groups or other accounts), and that name is a device's
+ *     (`<stem>-data-upload-agent`), as are the ServiceAccounts and Roles it writes;
+ *   - a Role holds only a device agent's rules, each on one named object: `get`/`watch` of the
+ *     device's config Secret (`<stem>-data-upload`, the Role's own name less `-agent`), `get` of
+ *     its EdgeDevice and `get`/`patch` of its status (the device named in the Role's
+ *     annotation), `create` of a token for its own ServiceAccount.
  * Run by hack/build-module.sh; apply it after `pepr deploy` (hack/module.sh does).
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { MANAGED_BY } from "../capabilities/device-resources";
+import { DEVICE_ANNOTATION, MANAGED_BY } from "../capabilities/device-resources";
 
 const uuid = (JSON.parse(readFileSync("package.json", "utf8")) as { pepr: { uuid: string } }).pepr
   .uuid;
@@ -21,6 +26,17 @@ const [label, value] = Object.entries(MANAGED_BY)[0];
 const token = "(has(request.subResource) && request.subResource == 'token')";
 const managed = (o: string) =>
   `has(${o}.metadata.labels) && '${label}' in ${o}.metadata.labels && ${o}.metadata.labels['${label}'] == '${value}'`;
+
+const ACCESS_SUFFIX = "-data-upload-agent";
+const deviceNamed = `object.metadata.name.endsWith('${ACCESS_SUFFIX}')`;
+const one = "has(r.resourceNames) && size(r.resourceNames) == 1";
+const device = `has(object.metadata.annotations) && '${DEVICE_ANNOTATION}' in object.metadata.annotations && r.resourceNames[0] == object.metadata.annotations['${DEVICE_ANNOTATION}']`;
+const agentRules = [
+  `(r.apiGroups == [''] && r.resources == ['secrets'] && r.verbs.all(v, v in ['get', 'watch']) && r.resourceNames[0] == object.metadata.name.substring(0, size(object.metadata.name) - 6))`,
+  `(r.apiGroups == ['management.project-flotta.io'] && r.resources == ['edgedevices'] && r.verbs == ['get'] && ${device})`,
+  `(r.apiGroups == ['management.project-flotta.io'] && r.resources == ['edgedevices/status'] && r.verbs.all(v, v in ['get', 'patch']) && ${device})`,
+  `(r.apiGroups == [''] && r.resources == ['serviceaccounts/token'] && r.verbs == ['create'] && r.resourceNames[0] == object.metadata.name)`,
+].join(" || ");
 
 const policy = {
   apiVersion: "admissionregistration.k8s.io/v1",
@@ -74,6 +90,15 @@ const policy = {
           "request.resource.resource != 'rolebindings' || request.operation == 'DELETE' || (object.roleRef.kind == 'Role' && object.roleRef.name == object.metadata.name && has(object.subjects) && object.subjects.all(s, s.kind == 'ServiceAccount' && s.name == object.metadata.name && has(s.namespace) && s.namespace == object.metadata.namespace))",
         message:
           "the edge-data-upload module binds only a device's Role to that device's ServiceAccount",
+      },
+      {
+        expression: `!(request.resource.resource in ['serviceaccounts', 'roles', 'rolebindings']) || request.operation == 'DELETE' || ${deviceNamed}`,
+        message: `the edge-data-upload module names ServiceAccounts, Roles and RoleBindings only <device>${ACCESS_SUFFIX}`,
+      },
+      {
+        expression: `request.resource.resource != 'roles' || request.operation == 'DELETE' || (has(object.rules) && object.rules.all(r, ${one} && (${agentRules})))`,
+        message:
+          "the edge-data-upload module grants a device only get/watch of its own config Secret, its EdgeDevice and status, and its own token",
       },
     ],
   },

@@ -5,6 +5,7 @@
  *
  * This file must stay free of pepr, Kubernetes and AWS imports: it is bundled into both programs.
  */
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { globSyntaxProblem } from "../sync/glob";
 import { normalizeTarget } from "../sync/keys";
@@ -14,10 +15,33 @@ export const DEVICE_CONFIG_VERSION = 1;
 export const DEVICE_CONFIG_KEY = "config.json";
 export const DEFAULT_SYNC_INTERVAL_SECONDS = 15;
 export const DEFAULT_ABORT_UPLOADS_AFTER_HOURS = 24;
+/** The longest key prefix a device config holds (S3 keys are at most 1,024 bytes in all). */
+export const MAX_KEY_PREFIX = 512;
 
-/** The Secret that holds the config of device `name` (in the device's namespace). */
+/**
+ * A name made from a device's name that stays a valid Kubernetes name of at most `max`
+ * characters once `suffix` is added: the device name itself when it fits, else its first
+ * characters, `-` and 10 hex digits of its SHA-256 (so two long names never meet).
+ */
+export function boundedName(deviceName: string, suffix: string, max: number): string {
+  if (deviceName.length + suffix.length <= max) return `${deviceName}${suffix}`;
+  const digest = createHash("sha256").update(deviceName).digest("hex").slice(0, 10);
+  const head = deviceName.slice(0, max - suffix.length - 11).replace(/[-.]+$/, "");
+  return `${head}-${digest}${suffix}`;
+}
+
+/**
+ * The Secret that holds the config of device `name` (in the device's namespace). Device names
+ * may be 253 characters long, as Secret names: a long one is shortened (boundedName), with the
+ * same stem as the device's ServiceAccount, Role and RoleBinding (`<stem>-data-upload-agent`).
+ */
 export function deviceConfigSecretName(deviceName: string): string {
-  return `${deviceName}-data-upload`;
+  return `${deviceStem(deviceName)}-data-upload`;
+}
+
+/** What a device's object names start with: its name, or its shortened name (see above). */
+export function deviceStem(deviceName: string): string {
+  return boundedName(deviceName, "-data-upload-agent", 253).slice(0, -"-data-upload-agent".length);
 }
 
 /**
@@ -160,7 +184,7 @@ export const deviceConfigSchema = z.strictObject({
    */
   keyPrefix: z
     .string()
-    .max(512)
+    .max(MAX_KEY_PREFIX)
     .refine(value => value === "" || !relativePathProblem(value), {
       message: "must be a relative path without '..'",
     })

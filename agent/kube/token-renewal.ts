@@ -1,12 +1,13 @@
 /**
  * Keeps the device's token from expiring under a long-running agent: when less than a third of
  * its lifetime is left (or --token-renew-before), asks the API server for a new token of the
- * same lifetime for its own ServiceAccount (the module's Role allows exactly that) and writes it
- * into the kubeconfig, atomically and mode 0600, so a restart uses it too. A kubeconfig with a
- * tokenFile is renewed by whoever writes that file, not here. Failures are logged (never thrown)
+ * same lifetime for its own ServiceAccount (the module's Role allows exactly that) and keeps it
+ * in its state dir (`token`, atomically, mode 0600), so a restart uses it too. The kubeconfig is
+ * never written: it lives in /etc/flotta-agent, which is root's (the agent must not be able to
+ * change what root reads and writes there). A kubeconfig with a tokenFile is renewed by whoever
+ * writes that file, not here. Failures are logged (never thrown)
  * and retried before the next pass; the old token keeps working until it expires.
  */
-import { load } from "js-yaml";
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../atomic-file";
 import { registerSecret } from "../log";
@@ -26,7 +27,8 @@ export class TokenRenewal {
 
   constructor(
     private readonly api: DeviceApi,
-    private readonly kubeconfigPath: string,
+    /** Where the renewed token is kept (`<state dir>/token`). */
+    private readonly tokenPath: string,
     private readonly log: Logger,
     inlineToken: string | undefined,
     private readonly renewBeforeSeconds?: number,
@@ -45,7 +47,7 @@ export class TokenRenewal {
         claims.expiresAt - claims.issuedAt,
       );
       registerSecret(renewed);
-      await this.writeToKubeconfig(renewed);
+      await writeFileAtomic(this.tokenPath, renewed);
       this.api.useToken(renewed);
       this.claims = tokenClaims(renewed);
       const expires = this.claims?.expiresAt;
@@ -60,17 +62,20 @@ export class TokenRenewal {
       });
     }
   }
+}
 
-  /** Puts the token in place of the current user's, so that a restart uses it too. */
-  private async writeToKubeconfig(token: string): Promise<void> {
-    const kubeconfig = load(await readFile(this.kubeconfigPath, "utf8")) as KubeconfigUsers;
-    const contextName = kubeconfig["current-context"];
-    const userName = (
-      kubeconfig.contexts?.find(c => c.name === contextName) ?? kubeconfig.contexts?.[0]
-    )?.context?.user;
-    const user = kubeconfig.users?.find(u => u.name === userName)?.user;
-    if (!user) throw new Error(`kubeconfig ${this.kubeconfigPath} has no user "${userName}"`);
-    user.token = token;
-    await writeFileAtomic(this.kubeconfigPath, JSON.stringify(kubeconfig, null, 2));
-  }
+/**
+ * The token renewed by an earlier run (kept at `path`), when it is for the kubeconfig token's
+ * ServiceAccount and was issued no earlier; else undefined, and the kubeconfig's is used (a newly
+ * minted kubeconfig always wins over a token renewed from an older one).
+ */
+export async function renewedToken(path: string, inline: string): Promise<string | undefined> {
+  const stored = (await readFile(path, "utf8").catch(() => "")).trim();
+  const mine = stored ? tokenClaims(stored) : undefined;
+  const theirs = tokenClaims(inline);
+  if (!mine || !theirs) return undefined;
+  const same = mine.namespace === theirs.namespace && mine.serviceAccount === theirs.serviceAccount;
+  return same && mine.issuedAt >= theirs.issuedAt && mine.expiresAt > Date.now() / 1000
+    ? stored
+    : undefined;
 }

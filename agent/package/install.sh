@@ -1,6 +1,7 @@
 #!/usr/bin/env sh
-# Installs the flotta agent: /opt/flotta-agent/flotta-agent.js, /etc/flotta-agent/agent.env,
-# the system user flotta-agent and the systemd unit, and (re)starts it. Needs Node.js >= 20 and
+# Installs the flotta agent: /opt/flotta-agent/flotta-agent.js, /etc/flotta-agent/agent.env
+# (root's; the agent user reads the kubeconfig or config there through its group), the system
+# user flotta-agent and the systemd unit, and (re)starts it. Needs Node.js >= 20 and
 # root. PREFIX, ETC_DIR, SYSTEMD_UNIT_DIR and AGENT_USER move the places and the user.
 #   ./install.sh [--kubeconfig FILE --device NAMESPACE/NAME | --config FILE] [--no-start] [-- AGENT OPTIONS]
 # With a config source, agent.env is written from these arguments; when that changes an
@@ -41,11 +42,29 @@ if ! id "$user" >/dev/null 2>&1; then
 fi
 
 umask 077
+group=$(id -gn "$user")
 mkdir -p "$prefix" "$etc"
+# The config dir is root's: the agent reads it (group) and cannot change it, so nothing written
+# here as root can be led elsewhere by a link the agent planted. An older install let the agent
+# own it: take it back first, then drop any link left where root writes.
+chown root:"$group" "$etc"
+chmod 0750 "$etc"
+for name in agent.env agent.env.previous kubeconfig config.json; do
+  if [ -L "$etc/$name" ] || { [ -e "$etc/$name" ] && [ ! -f "$etc/$name" ]; }; then
+    rm -rf "$etc/$name"
+    echo "removed $etc/$name: not a regular file"
+  fi
+done
+for name in kubeconfig config.json; do
+  if [ -f "$etc/$name" ]; then chown root:"$group" "$etc/$name" && chmod 0640 "$etc/$name"; fi
+done
+for name in agent.env agent.env.previous; do
+  if [ -f "$etc/$name" ]; then chown root:root "$etc/$name" && chmod 0600 "$etc/$name"; fi
+done
 install -m 0755 "$here/flotta-agent.js" "$prefix/flotta-agent.js"
 install -m 0644 "$here/README.md" "$prefix/README.md"
-if [ -n "$kubeconfig" ]; then install -m 0600 "$kubeconfig" "$etc/kubeconfig"; fi
-if [ -n "$config" ]; then install -m 0600 "$config" "$etc/config.json"; fi
+if [ -n "$kubeconfig" ]; then install -o root -g "$group" -m 0640 "$kubeconfig" "$etc/kubeconfig"; fi
+if [ -n "$config" ]; then install -o root -g "$group" -m 0640 "$config" "$etc/config.json"; fi
 
 if [ -n "$device" ]; then
   args="--kubeconfig $etc/kubeconfig --device $device"
@@ -59,15 +78,14 @@ if [ -n "$args" ]; then
   if [ ! -f "$etc/agent.env" ]; then
     printf '%s\n' "$wanted" >"$etc/agent.env"
   elif [ "$(cat "$etc/agent.env")" != "$wanted" ]; then
-    cp -p "$etc/agent.env" "$etc/agent.env.previous"
+    cp "$etc/agent.env" "$etc/agent.env.previous"
     printf '%s\n' "$wanted" >"$etc/agent.env"
     echo "updated $etc/agent.env (the old one is $etc/agent.env.previous)"
   fi
 elif [ ! -f "$etc/agent.env" ]; then
   echo "install.sh: no agent.env yet: give --config FILE or --kubeconfig FILE --device NS/NAME" >&2; exit 2
 fi
-# The agent renews its token in the kubeconfig: it owns its config dir and files.
-chown -R "$user:" "$etc"
+# The agent keeps a renewed token in its state dir (/var/lib/flotta-agent), never here.
 node "$prefix/flotta-agent.js" --version >/dev/null
 
 mkdir -p "$units"

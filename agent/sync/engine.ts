@@ -399,7 +399,7 @@ export class DestinationSync {
   /** A key S3 would refuse: a failure of that file, said before any glob looks at it. */
   private keyTooLong(key: string, wr: WorkloadReport, report: PassReport): void {
     const error = `the object key is longer than ${MAX_KEY_BYTES.toLocaleString("en")} bytes, S3's limit: not uploaded`;
-    report.failures.push({ key: key.slice(0, 200) + "…", error });
+    report.failures.push({ key, error });
     wr.errors++;
     wr.lastError = error;
   }

@@ -334,13 +334,18 @@ export class IndexStore {
     return join(this.stateDir, `index-${indexId(destination)}.json`);
   }
 
-  async load(destination: Destination): Promise<LoadedIndex> {
+  /**
+   * Reads the index of a destination. The owner of the state dir (under its lock) also tidies
+   * it: stale journals removed, a torn record cut, a corrupt snapshot set aside; `readOnly`
+   * (for `status`, which holds no lock) only reads, so it can never race the running agent.
+   */
+  async load(destination: Destination, readOnly = false): Promise<LoadedIndex> {
     const path = this.pathOf(destination);
     const index = emptyIndex(destination);
     const snapshot = await readSnapshot(path, index);
-    if (snapshot === "missing") return this.loadLegacy(destination);
-    if (snapshot === "corrupt") return this.setAside(path, destination);
-    await this.removeStaleJournals(destination, index.persisted.generation);
+    if (snapshot === "missing") return this.loadLegacy(destination, readOnly);
+    if (snapshot === "corrupt") return this.setAside(path, destination, readOnly);
+    if (!readOnly) await this.removeStaleJournals(destination, index.persisted.generation);
     const journal = this.journalPath(destination, index.persisted.generation);
     const names = [...index.files.workloadNames];
     const replay = (await scanRecords(journal, (buf, line) => apply(buf, line, index, names))) ?? {
@@ -351,11 +356,11 @@ export class IndexStore {
     index.persisted.metaText = metaText(index);
     if (replay.good === replay.size) return { state: "found", index };
     const tornRecords = await countLines(journal, replay.good);
-    await truncate(journal, replay.good);
+    if (!readOnly) await truncate(journal, replay.good);
     return { state: "found", index, tornRecords };
   }
 
-  private async loadLegacy(destination: Destination): Promise<LoadedIndex> {
+  private async loadLegacy(destination: Destination, readOnly: boolean): Promise<LoadedIndex> {
     const path = this.legacyPath(destination);
     let text: string;
     try {
@@ -366,13 +371,17 @@ export class IndexStore {
       throw err;
     }
     const index = fromLegacy(text, destination);
-    if (!index) return this.setAside(path, destination);
+    if (!index) return this.setAside(path, destination, readOnly);
     return { state: "found", index };
   }
 
-  private async setAside(path: string, destination: Destination): Promise<LoadedIndex> {
-    const setAsideAs = `${path}.corrupt`;
-    await rename(path, setAsideAs);
+  private async setAside(
+    path: string,
+    destination: Destination,
+    readOnly: boolean,
+  ): Promise<LoadedIndex> {
+    const setAsideAs = readOnly ? path : `${path}.corrupt`;
+    if (!readOnly) await rename(path, setAsideAs);
     return { state: "corrupt", index: emptyIndex(destination), setAsideAs };
   }
 
@@ -474,7 +483,7 @@ export class IndexStore {
     });
   }
 
-  /** Every index in the state directory (for `status`). */
+  /** Every index in the state directory, read only (for `status`). */
   async all(): Promise<DestinationIndex[]> {
     let names: string[];
     try {
@@ -487,7 +496,7 @@ export class IndexStore {
       const destination = await destinationOf(join(this.stateDir, name)).catch(() => undefined);
       if (!destination) continue; // a torn index is reported by load(), not here
       if (name.endsWith(".json") && names.includes(name.replace(/json$/, "snap"))) continue;
-      const loaded = await this.load(destination).catch(() => undefined);
+      const loaded = await this.load(destination, true).catch(() => undefined);
       if (loaded?.state === "found") indexes.push(loaded.index);
     }
     return indexes;

@@ -10,11 +10,13 @@ import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
+  appendFile,
   mkdir,
   open,
   readdir,
   readFile,
   rm,
+  stat,
   truncate,
   writeFile,
   type FileHandle,
@@ -210,6 +212,65 @@ test("a second agent on the same state dir refuses with a clear message", async 
   const after = await syncOnce();
   assert.is(after.status, 0, after.stderr);
 });
+
+test("a live holder the agent cannot see (another user, ProtectProc=invisible) keeps the lock", async () => {
+  await writeTree(source(), { "a.txt": "a" });
+  const first = startAgent([...device(), "--interval", "1"]);
+  try {
+    await eventually("the first agent's lock", async () =>
+      (await readdir(state()).catch(() => [] as string[])).includes("agent.lock")
+        ? true
+        : undefined,
+    );
+    // What an agent that cannot see the holder's /proc entry reads: a pid it cannot find.
+    await writeFile(join(state(), "agent.lock"), JSON.stringify({ pid: 999_999_999, start: "0" }));
+    const second = await syncOnce();
+    assert.is(
+      second.status,
+      2,
+      `the second agent ran beside the first: ${second.stderr.slice(-300)}`,
+    );
+    assert.match(second.stderr, /another agent \(pid 999999999\) uses the state dir/);
+  } finally {
+    await first.stop();
+  }
+  // Eight agents started at once on a state dir a killed run left: one runs, the rest refuse.
+  await writeFile(join(state(), "agent.lock"), JSON.stringify({ pid: 999_999_998, start: "0" }));
+  const runs = Array.from({ length: 8 }, () => startAgent([...device(), "--interval", "3600"]));
+  try {
+    await eventually("all but one to refuse", () =>
+      runs.filter(r => r.child.exitCode === 2).length === 7 ? true : undefined,
+    );
+    await sleep(1000);
+    assert.is(runs.filter(r => r.child.exitCode === null).length, 1, "exactly one holds the dir");
+  } finally {
+    await Promise.all(runs.map(r => r.stop()));
+  }
+});
+
+test("status reads the state dir and never writes it (no lock, the agent may be running)", async () => {
+  await writeTree(source(), { "a.txt": "a" });
+  assert.is((await syncOnce()).status, 0);
+  await writeTree(source(), { "b.txt": "b" });
+  assert.is((await syncOnce()).status, 0); // the second save is a journal record
+  const journal = (await readdir(state())).find(n => /^index-.*\.log$/.test(n));
+  assert.ok(journal, "a journal");
+  // A torn record at the journal's end (a write cut short), and a journal of an older generation.
+  await appendFile(join(state(), journal), '0badc0deF{"half');
+  const stale = journal.replace(/\.(\d+)\.log$/, (_, g: string) => `.${Number(g) + 7}.log`);
+  await writeFile(join(state(), stale), "");
+  const before = await listing(state());
+  const run = await runAgent(["status", "--state-dir", state()]);
+  assert.is(run.status, 0, run.stderr);
+  assert.match(run.stdout, /2 files/);
+  assert.equal(await listing(state()), before, "status changed the state dir");
+});
+
+/** Each file of a folder with its size. */
+async function listing(dir: string): Promise<string[]> {
+  const names = (await readdir(dir)).sort();
+  return Promise.all(names.map(async n => `${n} ${(await stat(join(dir, n))).size}`));
+}
 
 /** A tmpfs of `size` mounted at `dir` (tests run as root, as CI does). */
 function mountTmpfs(dir: string, size: string): void {

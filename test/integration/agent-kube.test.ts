@@ -19,6 +19,7 @@ import {
   writeDeviceKubeconfig,
 } from "../support/device-access";
 import { tempDir, writeTree } from "../support/device-files";
+import { auditEventsSince, auditMark } from "../support/audit";
 import { eventually } from "../support/eventually";
 import { kubectl, kubectlJson, kubectlOk } from "../support/kubectl";
 import { uniqueName } from "../support/names";
@@ -140,31 +141,44 @@ test("a change to the config Secret takes effect without a restart", async () =>
   running = undefined;
 });
 
-test("the agent renews its device token before it expires, in its kubeconfig", async () => {
+test("the agent renews its device token before it expires, into its state dir, never the kubeconfig", async () => {
   writeDeviceKubeconfig(kubeconfig(), ns, device, "10m");
-  const tokenOf = () =>
-    (JSON.parse(readFileSync(kubeconfig(), "utf8")) as { users: { user: { token: string } }[] })
-      .users[0].user.token;
-  const before = tokenOf();
+  const kubeconfigText = readFileSync(kubeconfig(), "utf8");
+  const before = (JSON.parse(kubeconfigText) as { users: { user: { token: string } }[] }).users[0]
+    .user.token;
+  const stored = join(root, "state", "token");
   // 10 minutes is TokenRequest's shortest lifetime; renew when less than all of it is left.
   const run = await runAgent(["sync", "--once", ...args(), "--token-renew-before", "600"]);
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stderr, /renewed the device token/);
-  const after = tokenOf();
+  assert.is(
+    readFileSync(kubeconfig(), "utf8"),
+    kubeconfigText,
+    "the kubeconfig is root's: untouched",
+  );
+  const after = readFileSync(stored, "utf8");
   assert.is.not(after, before);
   // Minted in the same second, the two can expire together; never earlier.
   assert.ok(tokenClaims(after)!.expiresAt >= tokenClaims(before)!.expiresAt);
-  assert.is(statSync(kubeconfig()).mode & 0o777, 0o600);
+  assert.is(statSync(stored).mode & 0o777, 0o600);
   assert.not.match(run.stderr, new RegExp(after.slice(-20)), "the token reached the log");
-  const who = kubectl([
-    "--kubeconfig",
-    kubeconfig(),
-    "auth",
-    "whoami",
-    "-o",
-    "jsonpath={.status.userInfo.username}",
-  ]);
-  assert.is(who.stdout, `system:serviceaccount:${ns}:${device}-agent`);
+  // The next start uses the renewed token (the API server's audit log names the request's token
+  // by its ID); a newer kubeconfig would win over it (see renewedToken).
+  const mark = auditMark();
+  const next = await runAgent(["sync", "--once", ...args()]);
+  assert.is(next.status, 0, next.stderr);
+  const jti = (token: string) =>
+    (JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()) as { jti: string }).jti;
+  const used = new Set(
+    auditEventsSince(mark)
+      .filter(e => e.user.username === `system:serviceaccount:${ns}:${device}-agent`)
+      .flatMap(e => e.user.extra?.["authentication.kubernetes.io/credential-id"] ?? []),
+  );
+  assert.equal(
+    [...used],
+    [`JTI=${jti(after)}`],
+    "the next start authenticates with the renewed token",
+  );
 });
 
 test("a revoked device (ServiceAccount deleted) gets a clear error", async () => {

@@ -6,7 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { lstat, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runAgent, storageFor, writeConfig } from "../support/agent-cli";
 import { tempDir, writeTree } from "../support/device-files";
@@ -70,7 +70,10 @@ test("unpacked into an empty directory, it installs and syncs with Node.js alone
   sh("sh", [join(bundle, "install.sh"), "--config", config, "--no-start"], {
     env: { PREFIX: installed, ETC_DIR: join(root, "etc"), SYSTEMD_UNIT_DIR: join(root, "units") },
   });
-  assert.is((await stat(join(root, "etc", "config.json"))).mode & 0o777, 0o600);
+  const agentGid = Number(sh("id", ["-g", "flotta-agent"]).trim());
+  const configStat = await stat(join(root, "etc", "config.json"));
+  assert.is(configStat.mode & 0o777, 0o640);
+  assert.equal([configStat.uid, configStat.gid], [0, agentGid], "root's, readable by the agent");
   assert.match(
     await readFile(join(root, "etc", "agent.env"), "utf8"),
     /FLOTTA_AGENT_ARGS="--config .*config.json --state-dir/,
@@ -144,7 +147,8 @@ test("install.sh creates the agent's user and updates a changed agent.env, sayin
   await writeConfig(other, { storage: storageFor("any"), workloads: [] });
   const installer = join(unpackedDir(), "install.sh");
   sh("id", ["flotta-agent"]); // created by the install in the test above
-  assert.is((await stat(join(root, "etc"))).uid, Number(sh("id", ["-u", "flotta-agent"]).trim()));
+  const etc = await stat(join(root, "etc"));
+  assert.equal([etc.uid, etc.mode & 0o777], [0, 0o750], "the config dir is root's");
   const out = sh("sh", [installer, "--config", other, "--no-start", "--", "--max-rate", "10M"], {
     env,
   });
@@ -159,6 +163,67 @@ test("install.sh creates the agent's user and updates a changed agent.env, sayin
     env,
   });
   assert.not.match(again, /updated/);
+});
+
+test("an older install's agent-owned config dir: install.sh takes it back, writes through no link", async () => {
+  const env = {
+    PREFIX: join(root, "opt"),
+    ETC_DIR: join(root, "etc"),
+    SYSTEMD_UNIT_DIR: join(root, "units"),
+  };
+  const etc = join(root, "etc");
+  const victim = join(root, "victim");
+  await writeFile(victim, "root's file, untouched\n");
+  // What a compromised agent could do while it owned the folder: a link where root writes next.
+  sh("chown", ["-R", "flotta-agent:", etc]);
+  sh("chmod", ["0711", root]); // the agent's user may pass through the test's temp folder
+  await rm(join(etc, "agent.env.previous"), { force: true });
+  sh("su", ["-s", "/bin/sh", "flotta-agent", "-c", `ln -s ${victim} ${etc}/agent.env.previous`]);
+  const changed = join(root, "changed-config.json");
+  await writeConfig(changed, { storage: storageFor("another"), workloads: [] });
+  const out = sh("sh", [join(unpackedDir(), "install.sh"), "--config", changed, "--no-start"], {
+    env,
+  });
+  assert.match(out, /updated .*agent\.env/);
+  assert.is(await readFile(victim, "utf8"), "root's file, untouched\n");
+  assert.ok((await lstat(join(etc, "agent.env.previous"))).isFile(), "a regular file now");
+  const dir = await stat(etc);
+  assert.equal([dir.uid, dir.mode & 0o777], [0, 0o750]);
+  for (const name of await readdir(etc)) assert.is((await lstat(join(etc, name))).uid, 0, name);
+});
+
+test("the metrics textfile under the unit's UMask=0077 is readable by node_exporter, and the unit may write its folder", async () => {
+  const unit = await readFile(join(unpackedDir(), "flotta-agent.service"), "utf8");
+  assert.match(unit, /\nUMask=0077\n/);
+  assert.match(unit, /\nReadWritePaths=-\/var\/lib\/node_exporter\/textfile_collector\n/);
+  assert.not.match(unit, /ReadWritePaths=\/etc\/flotta-agent/, "the config dir is read-only to it");
+  const bucket = await newBucket("textfile");
+  const config = join(root, "textfile-config.json");
+  await writeConfig(config, { storage: storageFor(bucket), workloads: [] });
+  const textfile = join(root, "flotta-agent.prom");
+  const old = process.umask(0o077); // what the unit gives the agent
+  let run;
+  try {
+    run = runAgent(
+      [
+        "sync",
+        "--once",
+        "--config",
+        config,
+        "--state-dir",
+        join(root, "tf-state"),
+        "--metrics-textfile",
+        textfile,
+      ],
+      { bin: join(root, "opt", "flotta-agent.js") },
+    );
+  } finally {
+    process.umask(old);
+  }
+  const done = await run;
+  assert.is(done.status, 0, done.stderr);
+  assert.is((await stat(textfile)).mode & 0o777, 0o644);
+  assert.match(await readFile(textfile, "utf8"), /flotta_agent_passes_total/);
 });
 
 test.run();

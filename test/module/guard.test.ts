@@ -105,4 +105,46 @@ test("it binds nothing but a device's Role to that device's ServiceAccount", () 
   );
 });
 
+test("it names accounts and bindings only for devices, and grants a device nothing more", () => {
+  const labels = `"labels":{"app.kubernetes.io/managed-by":"edge-data-upload"}`;
+  // Secret reads for a namespace's default ServiceAccount, through objects named "default"
+  // (a Role an admin made, which the module could bind as far as RBAC goes).
+  kubectlOk(["create", "role", "default", "-n", ns, "--verb=get", "--resource=secrets"]);
+  refused(
+    ["create", "-n", ns, "-f", "-"],
+    /names ServiceAccounts, Roles and RoleBindings only <device>-data-upload-agent/,
+    `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"default",${labels}},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"default"},"subjects":[{"kind":"ServiceAccount","name":"default","namespace":"${ns}"}]}`,
+  );
+  const role = (name: string, rule: string) =>
+    `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"${name}",${labels},"annotations":{"edge-data-upload.project-flotta.io/device-name":"dev"}},"rules":[${rule}]}`;
+  refused(
+    ["create", "-n", ns, "-f", "-"],
+    /names ServiceAccounts, Roles and RoleBindings only/,
+    role("default", `{"apiGroups":[""],"resources":["secrets"],"verbs":["get"]}`),
+  );
+  // Each rule below is one the module holds, so RBAC's escalation check lets it through.
+  const grantsOnly = /grants a device only get\/watch of its own config Secret/;
+  for (const rule of [
+    `{"apiGroups":[""],"resources":["secrets"],"verbs":["get","list"]}`, // every Secret
+    `{"apiGroups":[""],"resources":["secrets"],"resourceNames":["theirs"],"verbs":["get"]}`,
+    `{"apiGroups":[""],"resources":["secrets"],"resourceNames":["x-data-upload"],"verbs":["get","patch"]}`,
+    `{"apiGroups":["management.project-flotta.io"],"resources":["edgedevices/status"],"resourceNames":["another"],"verbs":["patch"]}`,
+    `{"apiGroups":[""],"resources":["serviceaccounts/token"],"resourceNames":["someone"],"verbs":["create"]}`,
+  ])
+    refused(["create", "-n", ns, "-f", "-"], grantsOnly, role("x-data-upload-agent", rule));
+  // What the module writes for device "dev" passes.
+  kubectlOk(["create", "-n", ns, "-f", "-"], {
+    token,
+    input: role(
+      "dev2-data-upload-agent",
+      [
+        `{"apiGroups":[""],"resources":["secrets"],"resourceNames":["dev2-data-upload"],"verbs":["get","watch"]}`,
+        `{"apiGroups":["management.project-flotta.io"],"resources":["edgedevices"],"resourceNames":["dev"],"verbs":["get"]}`,
+        `{"apiGroups":["management.project-flotta.io"],"resources":["edgedevices/status"],"resourceNames":["dev"],"verbs":["get","patch"]}`,
+        `{"apiGroups":[""],"resources":["serviceaccounts/token"],"resourceNames":["dev2-data-upload-agent"],"verbs":["create"]}`,
+      ].join(","),
+    ),
+  });
+});
+
 test.run();

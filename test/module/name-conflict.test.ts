@@ -5,12 +5,20 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { deviceConfigSecretName } from "../../agent/config/device-config";
+import {
+  DEVICE_ANNOTATION,
+  DEVICE_LABEL,
+  deviceAccessName,
+} from "../../capabilities/device-resources";
 import {
   applyYaml,
   conditionWhere,
   configWhere,
+  deviceConfig,
   namespaceWithExternalStorage,
 } from "../support/devices";
+import { eventually } from "../support/eventually";
 import { kubectl, kubectlJson, kubectlOk } from "../support/kubectl";
 import { uniqueName } from "../support/names";
 
@@ -47,11 +55,97 @@ test("someone else's Secret named like the device config is not overwritten", as
   const secret = kubectlJson<Meta>(["get", "secret", "c1-data-upload", "-n", ns]);
   assert.equal(Object.keys(secret.data ?? {}), ["mine"]);
   assert.is(secret.metadata.ownerReferences, undefined);
-  // Removed by its owner, the name is free: the next reconcile (any edit of the device) writes it.
+  // The device's Role exists (it still reports status) but never grants someone else's Secret.
+  const agent = `system:serviceaccount:${ns}:c1-data-upload-agent`;
+  const canRead = () =>
+    kubectl([
+      "auth",
+      "can-i",
+      "get",
+      "secret/c1-data-upload",
+      "-n",
+      ns,
+      "--as",
+      agent,
+    ]).stdout.trim();
+  await eventually("the device's Role", () =>
+    kubectl(["get", "role", "c1-data-upload-agent", "-n", ns]).status === 0 ? true : undefined,
+  );
+  assert.is(canRead(), "no");
+  const role = kubectlJson<{ rules: { resources: string[] }[] }>([
+    "get",
+    "role",
+    "c1-data-upload-agent",
+    "-n",
+    ns,
+  ]);
+  assert.not.ok(
+    role.rules.some(r => r.resources.includes("secrets")),
+    "no rule on secrets",
+  );
+  // Removed by its owner, the name is free: the module writes it, and grants it, unprompted.
   kubectlOk(["delete", "secret", "c1-data-upload", "-n", ns]);
-  kubectlOk(["label", "edgedevice", "c1", "-n", ns, "touched=1"]);
   await configWhere(ns, "c1", "external storage", c => c.storage?.bucket === "ext-bucket");
   await conditionWhere(ns, "c1", "ExternalBucket");
+  await eventually("the grant of its own config", () => (canRead() === "yes" ? true : undefined));
+});
+
+test("a device name of 253 characters: bounded names and labels, the full name annotated", async () => {
+  const name = `long-${"x".repeat(243)}-name`;
+  assert.is(name.length, 253);
+  applyYaml(ns, device(name, external));
+  await conditionWhere(ns, name, "ExternalBucket", "Ready", 20_000);
+  const secretName = deviceConfigSecretName(name);
+  assert.ok(secretName.length <= 253 && secretName.endsWith("-data-upload"), secretName);
+  const config = deviceConfig(ns, name)!;
+  assert.is(config.device.name, name);
+  const accessName = deviceAccessName(name);
+  for (const kind of ["secret", "serviceaccount", "role", "rolebinding"]) {
+    const obj = kubectlJson<{
+      metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+    }>(["get", kind, kind === "secret" ? secretName : accessName, "-n", ns]);
+    assert.is(obj.metadata.annotations[DEVICE_ANNOTATION], name, kind);
+    assert.ok(obj.metadata.labels[DEVICE_LABEL].length <= 63, kind);
+  }
+  const agent = `system:serviceaccount:${ns}:${accessName}`;
+  assert.is(
+    kubectl([
+      "auth",
+      "can-i",
+      "get",
+      `secret/${secretName}`,
+      "-n",
+      ns,
+      "--as",
+      agent,
+    ]).stdout.trim(),
+    "yes",
+  );
+});
+
+test("a key prefix that expands past 512 characters: a condition names it, not a retry loop", async () => {
+  const name = `prefix-${"y".repeat(200)}`;
+  applyYaml(
+    ns,
+    `
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeDevice
+metadata: { name: ${name} }
+spec: { storage: { keyPrefix: "{device}/{device}/{device}", s3: ${external} } }
+`,
+  );
+  const valid = await conditionWhere(ns, name, "InvalidKeyPrefix", "KeyPrefixValid", 20_000);
+  assert.is(valid.status, "False");
+  assert.match(
+    valid.message,
+    /spec\.storage\.keyPrefix: expands to 623 characters for this device; at most 512/,
+  );
+  await configWhere(
+    ns,
+    name,
+    "the storage, with no key prefix",
+    c => c.keyPrefix === "" && !!c.storage,
+  );
 });
 
 test("someone else's ServiceAccount, Role or RoleBinding is not taken over", async () => {

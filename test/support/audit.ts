@@ -9,7 +9,7 @@ import { testEnv } from "./env";
 
 export interface AuditEvent {
   verb: string;
-  user: { username: string };
+  user: { username: string; extra?: Record<string, string[]> };
   userAgent?: string;
   objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
 }
