@@ -15,12 +15,6 @@ import type { Logger } from "../sync/errors";
 import type { DeviceApi } from "./client";
 import { renewalDue, tokenClaims, type TokenClaims } from "./token";
 
-interface KubeconfigUsers {
-  "current-context"?: string;
-  contexts?: { name: string; context?: { user?: string } }[];
-  users?: { name: string; user?: Record<string, unknown> }[];
-}
-
 export class TokenRenewal {
   /** The token in use, known from the start: checking whether it is due needs no I/O. */
   private claims: TokenClaims | undefined;
