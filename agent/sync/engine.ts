@@ -204,11 +204,16 @@ export class DestinationSync {
           Bucket: this.destination.bucket,
           Prefix: prefix,
           ContinuationToken: token,
+          // Keys may hold characters XML 1.0 cannot carry (a workload names its files): asked
+          // URL-encoded, as S3 documents; a server that ignores the ask answers them raw.
+          EncodingType: "url",
         }),
       );
+      const encoded = page.EncodingType === "url";
       for (const object of page.Contents ?? []) {
-        if (object.Key)
-          objects.set(object.Key, { size: object.Size ?? 0, etag: bareEtag(object.ETag ?? "") });
+        if (!object.Key) continue;
+        const key = encoded ? decodeURIComponent(object.Key.replace(/\+/g, " ")) : object.Key;
+        objects.set(key, { size: object.Size ?? 0, etag: bareEtag(object.ETag ?? "") });
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);

@@ -336,7 +336,8 @@ class Walker {
         const s = lstatSync(look, { bigint: true, throwIfNoEntry: false });
         if (s?.isFile()) return toLocalFile(childPath(where, name), root, relativePath, s);
       } else if (kind.isSymbolicLink()) {
-        const target = realpathSync(childPath(viaFd, name), { encoding: "buffer" });
+        // native: the JS realpath turns the bytes of a folder name that is not UTF-8 into U+FFFD.
+        const target = realpathSync.native(childPath(viaFd, name), { encoding: "buffer" });
         const s = isInside(root, target) ? statSync(target, { bigint: true }) : undefined;
         if (s?.isFile()) return toLocalFile(target, root, relativePath, s);
         notes.skipped.push({

@@ -122,6 +122,16 @@ test("a target of '.' (the whole bucket) is refused with its field named", async
   assert.match(run.stderr, /workloads\[0\]\.paths\[0\]\.target: must name a folder/);
 });
 
+test("a source written with a trailing slash ('data/') syncs like 'data'", async () => {
+  const bucket = await newBucket("blast-slash");
+  await configure(bucket, { source: "data/" });
+  await writeTree(join(volumes(), "cam", "data"), { "a.txt": "a" });
+  const run = await syncOnce();
+  assert.is(run.status, 0, run.stderr);
+  assert.not.match(run.stderr, /symlink/);
+  assert.equal(await keys(bucket), ["cam/a.txt", "ok/fine.txt"]);
+});
+
 async function openUploads(bucket: string, prefix: string): Promise<MultipartUpload[]> {
   const all: MultipartUpload[] = [];
   let keyMarker: string | undefined;
