@@ -257,7 +257,9 @@ async function fuzzRound(seed: number): Promise<void> {
       assert.ok(p.ms < bound, `seed ${seed}: pass ${i + 1} took ${p.ms} ms`);
       longestPerEntryMs = Math.max(longestPerEntryMs, p.ms / (expected.entries + 25));
     }
-    const failed = third.run.stderr.split("\n").filter(l => /upload failed/.test(l) && !/longer than 1,024/.test(l));
+    const failed = third.run.stderr
+      .split("\n")
+      .filter(l => /upload failed/.test(l) && !/longer than 1,024/.test(l));
     assert.not.match(third.run.stderr, /"sent":[1-9]/, `seed ${seed}: the third pass sent files`);
     const objects = await listKeys(bucket);
     assert.equal(
@@ -272,7 +274,11 @@ async function fuzzRound(seed: number): Promise<void> {
     const listed = (key: string) => key.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f]/g, "\ufffd");
     const cam = [...objects.keys()].filter(k => k.startsWith("cam/")).sort();
     const wanted = [...expected.files.keys()];
-    assert.equal(cam, wanted.map(listed).sort(), `seed ${seed}: one object per wanted file; ${failed.join("\n")}`);
+    assert.equal(
+      cam,
+      wanted.map(listed).sort(),
+      `seed ${seed}: one object per wanted file; ${failed.join("\n")}`,
+    );
     for (const key of wanted) {
       const body = await getObject(bucket, key);
       assert.not.ok(body.includes(OUTSIDE), `seed ${seed}: ${key} holds bytes from outside`);
