@@ -1,6 +1,10 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
+  boundedName,
+  deviceConfigSecretName,
+  deviceStem,
+  targetProblem,
   DeviceConfigInput,
   parseDeviceConfig,
   parseDeviceConfigJson,
@@ -135,6 +139,27 @@ test("relative path rules", () => {
   assert.is(relativePathProblem("/abs"), "must be relative, not absolute");
   assert.is(relativePathProblem("a/../b"), "must not contain '..'");
   assert.is(relativePathProblem(".."), "must not contain '..'");
+});
+
+test("names made from a device name stay within Kubernetes' limits, distinct and stable", () => {
+  const long = `d${"x".repeat(250)}z1`; // 253
+  const other = `d${"x".repeat(250)}z2`;
+  const secret = deviceConfigSecretName(long);
+  assert.ok(secret.length <= 253 && secret.endsWith("-data-upload"), secret);
+  assert.is.not(secret, deviceConfigSecretName(other));
+  assert.is(secret, deviceConfigSecretName(long));
+  assert.ok(`${deviceStem(long)}-data-upload-agent`.length <= 253);
+  assert.match(secret, /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+  // A head that ends in . or - is cut back to a letter or digit before the digest.
+  assert.match(boundedName(`ab.${"-".repeat(80)}`, "", 63), /^ab-[0-9a-f]{10}$/);
+  // Short names are themselves.
+  assert.is(deviceConfigSecretName("cam-1"), "cam-1-data-upload");
+  assert.is(boundedName("cam-1", "", 63), "cam-1");
+});
+
+test("a target must name a folder: '.' and './' are refused, as in admission", () => {
+  assert.is(targetProblem("frames"), undefined);
+  for (const bad of [".", "./", "./."]) assert.match(targetProblem(bad)!, /must name a folder/);
 });
 
 test.run();

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { mkdtemp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { nameToKey, walk } from "../../agent/sync/walk";
+import { keyToName, nameToKey, walk } from "../../agent/sync/walk";
 import { execFileSync } from "node:child_process";
 
 let dir = "";
@@ -92,6 +92,43 @@ test("a name that is not UTF-8 gets a key with its odd bytes as %XX", async () =
     ["caf%E9%25.txt"],
   );
   assert.is(nameToKey(Buffer.from("ünï 日本.txt")), "ünï 日本.txt");
+});
+
+test("keys are one-to-one: a name and the name of its escape never meet, and decode back", () => {
+  const names = [
+    Buffer.from("caf\xe9.txt", "latin1"),
+    Buffer.from("caf%E9.txt"),
+    Buffer.from("caf%e9.txt"),
+    Buffer.from("caf%25E9.txt"),
+    Buffer.from("100%.txt"),
+    Buffer.from("%%41"),
+    Buffer.from("a%2g"),
+    Buffer.from("\xff%41", "latin1"),
+    Buffer.from("plain.csv"),
+  ];
+  const keys = names.map(n => nameToKey(n));
+  assert.is(new Set(keys).size, names.length, keys.join(" "));
+  names.forEach((n, i) => assert.ok(keyToName(keys[i]).equals(n), keys[i]));
+  // Ordinary names keep their keys.
+  assert.is(nameToKey(Buffer.from("100%.txt")), "100%.txt");
+  assert.is(nameToKey(Buffer.from("caf%E9.txt")), "caf%25E9.txt");
+  // Random byte names: no two keys alike, each decodes to its name.
+  let seed = 7;
+  const rand = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+  const seen = new Map<string, string>();
+  for (let i = 0; i < 20_000; i++) {
+    const name = Buffer.from(
+      Array.from(
+        { length: 1 + rand(6) },
+        () => [0x25, 0x41, 0x45, 0x39, 0xe9, 0xc3, 0xa9, 0x2e][rand(8)],
+      ),
+    );
+    const key = nameToKey(name);
+    assert.ok(keyToName(key).equals(name), key);
+    const before = seen.get(key);
+    assert.ok(before === undefined || before === name.toString("hex"), key);
+    seen.set(key, name.toString("hex"));
+  }
 });
 
 test.run();
