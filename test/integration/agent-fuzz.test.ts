@@ -188,7 +188,9 @@ async function hostileTree(r: Rand, round: Round): Promise<Expected> {
 
 /** Swaps `swap` for a symlink to the outside and back, until stopped. */
 function swapper(round: Round) {
-  const script = `while true; do mv "$1/swap" "$2/swap-away" && ln -s "$2" "$1/swap" && sleep 0.01 && rm "$1/swap" && mv "$2/swap-away" "$1/swap"; done`;
+  // SIGTERM ends the loop after a whole round (a killed bash could leave an `mv` running past
+  // the clean-up below), with the folder back in place.
+  const script = `trap 'stop=1' TERM; while [ -z "$stop" ]; do mv "$1/swap" "$2/swap-away" && ln -s "$2" "$1/swap" && sleep 0.01 && rm "$1/swap" && mv "$2/swap-away" "$1/swap"; done`;
   const child = spawn("bash", ["-c", script, "-", round.data, round.outside], { stdio: "ignore" });
   return async () => {
     child.kill("SIGTERM");
