@@ -82,8 +82,6 @@ export interface PassReport {
   listedPrefixes: string[];
   failures: { key: string; error: string }[];
   walkProblems: WalkProblem[];
-  /** Data paths the pass could not go through (see passPath); the others went on. */
-  brokenPaths: number;
   /** Not uploaded on purpose: links out of the source folder, FIFOs, sockets, devices. */
   skipped: WalkProblem[];
   /** Set while the state dir cannot be written (full, read-only): uploads go on regardless. */
@@ -314,7 +312,6 @@ export class DestinationSync {
       if (isDestinationError(err) || run.signal?.aborted) throw err;
       const error = `data path ${source || "."}: ${describeError(err)}`;
       run.report.walkProblems.push({ path: join(workload, source), error });
-      run.report.brokenPaths++;
       wr.errors++;
       wr.lastError = error;
     }
@@ -752,7 +749,6 @@ export function emptyReport(): PassReport {
     listedPrefixes: [],
     failures: [],
     walkProblems: [],
-    brokenPaths: 0,
     skipped: [],
     workloads: {},
   };
