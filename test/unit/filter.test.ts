@@ -76,16 +76,12 @@ test("globs the schema refuses, each with a reason", () => {
   assert.is(globProblem("[a-z0-9_]*.csv"), undefined);
 });
 
-test("a glob a backtracking matcher takes seconds over is answered at once, and right", () => {
+test("a glob a backtracking matcher takes seconds over is answered right (its speed: agent-blast-radius)", () => {
   const glob = pathGlob("*_*_*_*_*.csv");
   const name = "a_".repeat(150) + "x.txt"; // 305 characters that do not match
-  const started = process.hrtime.bigint();
   assert.not.ok(glob.matches(name));
   assert.ok(glob.matches("a_".repeat(150) + "x.csv"));
   assert.ok(pathFilter({ exclude: ["*_*_*_*_*_*_*_*"] }).wanted("a".repeat(1000)));
-  // Not a timing assertion of the code under test's speed class; a generous bound that the
-  // regular expression this replaced (n^5: hours for this name) cannot meet.
-  assert.ok(process.hrtime.bigint() - started < 2_000_000_000n);
 });
 
 test("the automaton agrees with a regular expression on random globs and names", () => {
