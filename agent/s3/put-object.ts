@@ -182,12 +182,17 @@ export function createLeanRequests(target: PutTarget, options: PutOptions): Lean
   const base = endpoint.pathname.replace(/\/$/, "");
   const pathStyle = target.forcePathStyle ?? true;
 
-  /** One signed PUT of `body`; resolves to the response's ETag. */
-  const put = (
+  /**
+   * One signed PUT of `body` with its MD5 as Content-MD5; resolves to the response's ETag,
+   * checked against that MD5 (`what` names the object or part in the error).
+   */
+  const put = async (
     bucket: string,
     key: string,
     query: string,
     body: Buffer,
+    md5: Buffer,
+    what: string,
     extra: Record<string, string>,
     signal?: AbortSignal,
   ) => {
@@ -197,6 +202,7 @@ export function createLeanRequests(target: PutTarget, options: PutOptions): Lean
     const headers: Record<string, string> = {
       host,
       "content-length": String(body.length),
+      "content-md5": md5.toString("base64"),
       ...extra,
       // Over TLS the payload is not hashed for the signature (as aws-cli does).
       "x-amz-content-sha256": https ? "UNSIGNED-PAYLOAD" : sha256hex(body),
@@ -204,43 +210,28 @@ export function createLeanRequests(target: PutTarget, options: PutOptions): Lean
     };
     headers.authorization = signer.authorization("PUT", path, query, headers, amzDate);
     const target = query ? `${path}?${query}` : path;
-    return send(https, endpoint, target, headers, body, options, signal);
+    const etag = await send(https, endpoint, target, headers, body, options, signal);
+    checkEtag(etag, md5, what);
+    return etag;
   };
 
   return {
-    putObject: (bucket, key, body, md5, signal) =>
-      withRetries(
+    putObject: async (bucket, key, body, md5, signal) => {
+      const type = { "content-type": "application/octet-stream" };
+      await withRetries(
         options.maxAttempts,
-        async () => {
-          const etag = await put(
-            bucket,
-            key,
-            "",
-            body,
-            { "content-md5": md5.toString("base64"), "content-type": "application/octet-stream" },
-            signal,
-          );
-          checkEtag(etag, md5, "the object");
-        },
+        () => put(bucket, key, "", body, md5, "the object", type, signal),
         signal,
-      ),
-    uploadPart: (bucket, key, uploadId, partNumber, body, md5, signal) =>
-      withRetries(
+      );
+    },
+    uploadPart: (bucket, key, uploadId, partNumber, body, md5, signal) => {
+      const query = `partNumber=${partNumber}&uploadId=${encodeKey(uploadId).replace(/\//g, "%2F")}`;
+      return withRetries(
         options.maxAttempts,
-        async () => {
-          const etag = await put(
-            bucket,
-            key,
-            `partNumber=${partNumber}&uploadId=${encodeKey(uploadId).replace(/\//g, "%2F")}`,
-            body,
-            { "content-md5": md5.toString("base64") },
-            signal,
-          );
-          checkEtag(etag, md5, `part ${partNumber}`);
-          return etag;
-        },
+        () => put(bucket, key, query, body, md5, `part ${partNumber}`, {}, signal),
         signal,
-      ),
+      );
+    },
   };
 }
 

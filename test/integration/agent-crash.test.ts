@@ -190,15 +190,17 @@ test("SIGTERM in the middle of a large upload ends the run within 5 s; the next 
   assert.equal(await openMultipartUploads(), []);
 });
 
+/** Waits until a running agent holds the state dir (its lock record is there). */
+const lockTaken = () =>
+  eventually("the first agent's lock", async () =>
+    (await readdir(state()).catch(() => [] as string[])).includes("agent.lock") ? true : undefined,
+  );
+
 test("a second agent on the same state dir refuses with a clear message", async () => {
   await writeTree(source(), { "a.txt": "a" });
   const first = startAgent([...device(), "--interval", "1"]);
   try {
-    await eventually("the first agent's lock", async () =>
-      (await readdir(state()).catch(() => [] as string[])).includes("agent.lock")
-        ? true
-        : undefined,
-    );
+    await lockTaken();
     const second = await syncOnce();
     assert.is(second.status, 2);
     assert.match(
@@ -217,11 +219,7 @@ test("a live holder the agent cannot see (another user, ProtectProc=invisible) k
   await writeTree(source(), { "a.txt": "a" });
   const first = startAgent([...device(), "--interval", "1"]);
   try {
-    await eventually("the first agent's lock", async () =>
-      (await readdir(state()).catch(() => [] as string[])).includes("agent.lock")
-        ? true
-        : undefined,
-    );
+    await lockTaken();
     // What an agent that cannot see the holder's /proc entry reads: a pid it cannot find.
     await writeFile(join(state(), "agent.lock"), JSON.stringify({ pid: 999_999_999, start: "0" }));
     const second = await syncOnce();
