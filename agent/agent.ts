@@ -14,7 +14,14 @@ import { registerSecret } from "./log";
 import { writeTextfile, type AgentMetrics } from "./metrics";
 import { connectS3 } from "./s3/client";
 import { buildDataUploadStatus } from "./status";
-import { DestinationSync, type Changes, type PassReport, type SyncSettings } from "./sync/engine";
+import {
+  DestinationSync,
+  type Changes,
+  type PassReport,
+  type RetentionReport,
+  type SyncSettings,
+} from "./sync/engine";
+import { DeletionLog } from "./sync/deletion-log";
 import { describeError, type Logger } from "./sync/errors";
 import { IndexStore } from "./sync/index-store";
 import { ChangeWatcher } from "./sync/watcher";
@@ -72,6 +79,9 @@ export class Agent {
   private watcher?: ChangeWatcher;
   /** The last status patch failed: try again after the interval, even with nothing to send. */
   private reportFailed = false;
+  /** What retention did after the last pass (undefined: no data path has retention). */
+  private retention?: RetentionReport;
+  private readonly deletionLog: DeletionLog;
 
   constructor(
     private readonly settings: AgentSettings,
@@ -80,6 +90,7 @@ export class Agent {
     private readonly reporting?: Reporting,
   ) {
     this.store = new IndexStore(settings.stateDir);
+    this.deletionLog = new DeletionLog(settings.stateDir);
   }
 
   /** Reads the config source; logs what changed or why a new config was refused. */
@@ -184,9 +195,11 @@ export class Agent {
       if (!changes) watcher?.scanFinished(!report.aborted && !report.walkProblems.length);
     } catch (err) {
       const reason = `sync pass failed: ${describeError(err)}`;
+      await this.retainAfter(sync, config, false);
       await this.report(sync, undefined, reason);
       return { state: "failed", reason };
     }
+    await this.retainAfter(sync, config, !report.aborted && !signal?.aborted);
     this.logProblems(report);
     for (const failure of report.failures.slice(0, 20))
       this.log.warn("upload failed; will retry", failure);
@@ -214,6 +227,45 @@ export class Agent {
     await this.count(sync, report, changes ? "events" : "scan", started);
     if (report.aborted) return { state: "failed", reason: report.aborted };
     return { state: "synced", report };
+  }
+
+  /**
+   * Retention after a pass (retention.ts): deletes confirmed files when the pass reached the
+   * bucket, else only measures the capped folders (for DiskPressure). Never throws: a problem is
+   * logged and the files stay.
+   */
+  private async retainAfter(
+    sync: DestinationSync,
+    config: DeviceConfig,
+    reachable: boolean,
+  ): Promise<void> {
+    if (!config.workloads.some(w => w.paths.some(p => p.retention))) {
+      this.retention = undefined;
+      return;
+    }
+    try {
+      const kept = await sync.retain(
+        config.workloads,
+        config.keyPrefix,
+        reachable ? "delete" : "measure",
+      );
+      const was = this.conditionFields().diskPressure;
+      this.retention = kept;
+      this.settings.metrics?.observeRetention(kept);
+      const pressure = this.conditionFields().diskPressure;
+      if (pressure && pressure !== was) this.log.warn("disk pressure", { pressure });
+      if (was && !pressure) this.log.info("disk pressure is over");
+      if (kept.problem)
+        this.log.warn("retention stopped: files are kept", { reason: kept.problem });
+      if (!kept.deletions.length) return;
+      this.log.info("retention deleted local files confirmed in the bucket", {
+        files: kept.deletions.length,
+        bytes: kept.deletions.reduce((n, d) => n + d.size, 0),
+      });
+      await this.deletionLog.add(kept.deletions);
+    } catch (err) {
+      this.log.warn("retention failed: files are kept", { error: describeError(err) });
+    }
   }
 
   /** The pass in the metrics, and the metrics in the textfile when one is asked for. */
@@ -265,6 +317,7 @@ export class Agent {
     const index = sync?.state;
     const status = {
       ...(index ? buildDataUploadStatus(index, report, problem) : { lastError: problem }),
+      ...this.conditionFields(),
       ...(this.changeDetection ? { changeDetection: this.changeDetection } : {}),
     };
     const text = JSON.stringify({ ...status, lastSyncTime: undefined });
@@ -282,6 +335,15 @@ export class Agent {
       this.reportFailed = true;
       this.log.warn("cannot report status", { error: (err as Error).message });
     }
+  }
+
+  /** Status fields of retention, the timetable and stalls; null clears one that is over. */
+  private conditionFields(): Record<string, string | null> {
+    const pressure = this.retention?.paths
+      .map(p => p.pressure)
+      .filter(p => !!p)
+      .join("; ");
+    return { diskPressure: pressure || null };
   }
 
   /** How `run` notices new files, for status: "events", or "interval" and why. */
@@ -333,6 +395,9 @@ export class Agent {
       // Files left for their quiet period: a scan as soon as the first of them has been quiet.
       const quietUntil = outcome.state === "synced" ? outcome.report.quietUntil : undefined;
       if (quietUntil) nextScan = Math.min(nextScan, quietUntil + 100);
+      // Files that retention deletes later: a pass (cheap) when the first of them falls due.
+      const due = this.retention?.paths.reduce((n, p) => Math.min(n, p.nextDue ?? n), Infinity);
+      if (due && due !== Infinity) nextScan = Math.min(nextScan, due + 100);
       if ((await this.waitForWork(nextScan, wait, signal)) === "config") nextScan = 0;
     }
     watcher?.close();

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, rename, unlink, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
-import type { PassReport } from "./sync/engine";
+import type { PassReport, RetentionReport } from "./sync/engine";
 import type { DestinationIndex } from "./sync/index-store";
 import { filesWaiting } from "./status";
 
@@ -42,6 +42,22 @@ export const AGENT_METRICS = {
     "When a pass last synced the workload without errors (Unix time).",
   ],
   flotta_agent_index_files: ["gauge", "Files the index knows to be in the bucket."],
+  flotta_agent_retention_deleted_total: [
+    "counter",
+    "Local files deleted by retention once confirmed in the bucket, by workload.",
+  ],
+  flotta_agent_retention_folder_bytes: [
+    "gauge",
+    "Bytes in a data path with retention, after its last sweep, by workload and source.",
+  ],
+  flotta_agent_disk_pressure: [
+    "gauge",
+    "1 while a data path with a size cap is over it and nothing more may be deleted, else 0.",
+  ],
+  flotta_agent_oldest_waiting_seconds: [
+    "gauge",
+    "Age of the oldest file found and not uploaded yet (by its last change); 0 when none waits.",
+  ],
   flotta_agent_index_bytes: ["gauge", "Size of the index on disk (snapshot and journal)."],
 } as const;
 
@@ -88,6 +104,19 @@ export class AgentMetrics {
     this.set("flotta_agent_files_waiting", {}, filesWaiting(report));
     if (kind === "scan") this.set("flotta_agent_read_problems", {}, report.walkProblems.length);
     this.observeIndex(index);
+  }
+
+  /** What retention did after a pass. */
+  observeRetention(report: RetentionReport): void {
+    for (const d of report.deletions)
+      this.add("flotta_agent_retention_deleted_total", { workload: d.workload }, 1);
+    for (const p of report.paths)
+      this.set(
+        "flotta_agent_retention_folder_bytes",
+        { workload: p.target.workload, source: p.target.source },
+        p.bytes,
+      );
+    this.set("flotta_agent_disk_pressure", {}, report.paths.some(p => p.pressure) ? 1 : 0);
   }
 
   private observeIndex(index: DestinationIndex): void {

@@ -11,7 +11,9 @@ import {
   type DeviceConfig,
   type Storage,
 } from "../agent/config/device-config";
-import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
+import { parseQuantity } from "../agent/config/quantity";
+import type { Bandwidth as SpecBandwidth } from "./generated/edgedevice-v1alpha1";
+import type { EdgeWorkload, Retention as SpecRetention } from "./generated/edgeworkload-v1alpha1";
 import { workloadSelects } from "./selector";
 
 export interface DeviceRef {
@@ -25,6 +27,8 @@ export interface DeviceUpload {
   keyPrefix: string;
   resumeUploads?: boolean;
   abortUploadsAfterHours?: number;
+  bandwidth?: SpecBandwidth;
+  stallAfterSeconds?: number;
 }
 
 type SpecPath = NonNullable<NonNullable<EdgeWorkload["spec"]>["data"]>["paths"] extends
@@ -41,6 +45,35 @@ function configPath(p: SpecPath) {
     ...(p.include?.length ? { include: p.include } : {}),
     ...(p.exclude?.length ? { exclude: p.exclude } : {}),
     ...(p.quietSeconds ? { quietSeconds: p.quietSeconds } : {}),
+    ...(p.priority ? { priority: p.priority } : {}),
+    ...(p.order ? { order: p.order === "OldestFirst" ? "oldest-first" : "newest-first" } : {}),
+    ...(p.compression === "gzip" ? { compression: "gzip" } : {}),
+    ...(p.retention ? { retention: configRetention(p.retention) } : {}),
+  };
+}
+
+/** spec retention as the config holds it: the size cap in bytes (a quantity the schema checked). */
+function configRetention(r: SpecRetention) {
+  return {
+    ...(r.deleteAfterUpload ? { deleteAfterUpload: true } : {}),
+    ...(r.deleteAfterSeconds ? { deleteAfterSeconds: r.deleteAfterSeconds } : {}),
+    ...(r.maxSize !== undefined ? { maxBytes: parseQuantity(r.maxSize) ?? -1 } : {}),
+  };
+}
+
+/** The timetable as the config holds it: rates in bytes per second, 0 to hold, none for no cap. */
+function configBandwidth(b: SpecBandwidth) {
+  return {
+    timeZone: b.timeZone,
+    ...(b.jitterSeconds !== undefined ? { jitterSeconds: b.jitterSeconds } : {}),
+    windows: [...b.schedule]
+      .sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0))
+      .map(w => ({
+        start: w.start,
+        ...(w.rate === "unlimited"
+          ? {}
+          : { bytesPerSecond: w.rate === "off" ? 0 : (parseQuantity(w.rate) ?? -1) }),
+      })),
   };
 }
 
@@ -64,6 +97,8 @@ export function assembleDeviceConfig(
     keyPrefix: upload.keyPrefix,
     resumeUploads: upload.resumeUploads ?? false,
     abortUploadsAfterHours: upload.abortUploadsAfterHours ?? DEFAULT_ABORT_UPLOADS_AFTER_HOURS,
+    ...(upload.bandwidth ? { bandwidth: configBandwidth(upload.bandwidth) } : {}),
+    ...(upload.stallAfterSeconds ? { stallAfterSeconds: upload.stallAfterSeconds } : {}),
   };
   // The same schema the agent applies: the module never writes a config the agent would refuse.
   const parsed = parseDeviceConfig(config);

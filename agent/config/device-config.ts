@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { globSyntaxProblem } from "../sync/glob";
 import { normalizeTarget } from "../sync/keys";
+import { knownTimeZone } from "../sync/bandwidth-window";
 
 export const DEVICE_CONFIG_VERSION = 1;
 /** Key of the config JSON inside the device config Secret. */
@@ -141,6 +142,21 @@ const glob = checked(globProblem);
 
 /** Longest quiet period a data path may ask for: one day. */
 export const MAX_QUIET_SECONDS = 86400;
+/** Longest a confirmed file may be kept before retention deletes it: 30 days. */
+export const MAX_RETENTION_DELAY = 30 * 86400;
+
+export const retentionSchema = z
+  .strictObject({
+    /** Delete each file once its object is confirmed in the bucket… */
+    deleteAfterUpload: z.boolean().optional(),
+    /** …and it has not changed for this many seconds (0: at once). */
+    deleteAfterSeconds: z.number().int().min(0).max(MAX_RETENTION_DELAY).optional(),
+    /** Keep the source folder under this many bytes: oldest confirmed files go first. */
+    maxBytes: z.number().int().min(1).optional(),
+  })
+  .refine(r => r.deleteAfterUpload || r.maxBytes !== undefined, {
+    message: "needs deleteAfterUpload or a size cap (maxBytes)",
+  });
 
 export const dataPathSchema = z
   .strictObject({
@@ -154,6 +170,14 @@ export const dataPathSchema = z
     exclude: z.array(glob).max(64).optional(),
     /** A file modified less than this many seconds ago waits for a later pass; 0: off. */
     quietSeconds: z.number().int().min(0).max(MAX_QUIET_SECONDS).optional(),
+    /** Higher goes first when the link is the bottleneck (default 0). */
+    priority: z.number().int().min(-1000).max(1000).optional(),
+    /** Within the path: oldest (by modification time) or newest first; absent: walk order. */
+    order: z.enum(["oldest-first", "newest-first"]).optional(),
+    /** Objects are the gzip of the file, under `<key>.gz` (see agent/sync/compression.ts). */
+    compression: z.enum(["gzip"]).optional(),
+    /** Local files deleted once confirmed in the bucket (see agent/sync/retention.ts). */
+    retention: retentionSchema.optional(),
   })
   .superRefine((path, ctx) => {
     const problem = globsProblem([...(path.include ?? []), ...(path.exclude ?? [])]);
@@ -162,6 +186,39 @@ export const dataPathSchema = z
         code: "custom",
         path: ["include"],
         message: `include and exclude ${problem}`,
+      });
+  });
+
+export const DEFAULT_JITTER_SECONDS = 300;
+
+/** "HH:MM", 00:00 to 23:59. */
+const CLOCK = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
+
+export const bandwidthSchema = z
+  .strictObject({
+    /** IANA time zone of the start times, e.g. Europe/Paris. */
+    timeZone: checked(zone => (knownTimeZone(zone) ? undefined : "is not a known time zone")),
+    /** Each window opens up to this many seconds after its start, by a delay of the device's own. */
+    jitterSeconds: z.number().int().min(0).max(3600).default(DEFAULT_JITTER_SECONDS),
+    /** From each start on: bytesPerSecond absent, no cap; 0, hold (send nothing); else the cap. */
+    windows: z
+      .array(
+        z.strictObject({
+          start: z.string().regex(CLOCK, "must be HH:MM, 00:00 to 23:59"),
+          bytesPerSecond: z.number().int().min(0).optional(),
+        }),
+      )
+      .min(1)
+      .max(48),
+  })
+  .superRefine((bw, ctx) => {
+    const starts = bw.windows.map(w => w.start);
+    const sorted = [...starts].sort();
+    if (starts.some((s, i) => s !== sorted[i]) || new Set(starts).size !== starts.length)
+      ctx.addIssue({
+        code: "custom",
+        path: ["windows"],
+        message: "starts must be in order, each once",
       });
   });
 
@@ -198,6 +255,15 @@ export const deviceConfigSchema = z.strictObject({
     .min(1)
     .max(8760)
     .default(DEFAULT_ABORT_UPLOADS_AFTER_HOURS),
+  /** Rate caps and holds by time of day (absent: the agent's --max-rate all day). */
+  bandwidth: bandwidthSchema.optional(),
+  /** The oldest file waiting longer than this makes the upload "stalled" (absent: never). */
+  stallAfterSeconds: z
+    .number()
+    .int()
+    .min(10)
+    .max(30 * 86400)
+    .optional(),
 });
 
 export type DeviceConfig = z.infer<typeof deviceConfigSchema>;
@@ -205,6 +271,8 @@ export type DeviceConfigInput = z.input<typeof deviceConfigSchema>;
 export type Storage = z.infer<typeof storageSchema>;
 export type DataPath = z.infer<typeof dataPathSchema>;
 export type WorkloadPaths = z.infer<typeof workloadSchema>;
+export type Retention = z.infer<typeof retentionSchema>;
+export type Bandwidth = z.infer<typeof bandwidthSchema>;
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 

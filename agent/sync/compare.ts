@@ -29,9 +29,12 @@ export function decide(
   file: LocalFile,
   entry: IndexEntry | undefined,
   remote?: RemoteObject,
+  compressed = false,
 ): Decision {
   if (!entry) {
-    if (remote && remote.size === file.size) return { action: "verify-remote", remote };
+    // A compressed object's size is not the file's: its metadata tells (compression.ts).
+    if (remote && (compressed || remote.size === file.size))
+      return { action: "verify-remote", remote };
     return { action: "upload" };
   }
   if (entry.size !== file.size) return { action: "upload" };
@@ -42,7 +45,7 @@ export function decide(
 }
 
 /** The fingerprint an index entry keeps of a file's content. */
-export type Content = Pick<IndexEntry, "md5" | "etag" | "partSize">;
+export type Content = Pick<IndexEntry, "md5" | "etag" | "partSize" | "stored">;
 
 /** True when the hashes of a local file show the content an entry recorded. */
 export function sameContent(recorded: Content, hashes: FileHashes): boolean {

@@ -4,7 +4,7 @@
  * whenever a multipart upload starts (so that a crash can be cleaned up or resumed: see
  * open-uploads.ts).
  */
-import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { DataPath, WorkloadPaths } from "../config/device-config";
@@ -22,8 +22,11 @@ import {
 } from "./compare";
 import { hashBuffer, hashFile, type FileHashes } from "./hash";
 import { pathFilter, changedAtMs, stillQuieting, type PathFilter } from "./filter";
-import type { DestinationIndex, IndexStore } from "./index-store";
+import type { DestinationIndex, IndexEntry, IndexStore } from "./index-store";
+import type { Deletion } from "./deletion-log";
+import { sweep, type PathRetention, type RetentionContext } from "./retention";
 import { OpenUploads } from "./open-uploads";
+import { compressedObjectOf, sendCompressed, COMPRESSED_SUFFIX } from "./compression";
 import type { PathBytes } from "./confined";
 import { normalizeTarget, prefixedTarget, targetPrefix } from "./keys";
 import { describeError, isDestinationError, type Logger } from "./errors";
@@ -89,6 +92,14 @@ export interface PassReport {
   workloads: Record<string, WorkloadReport>;
   /** Set when the pass stopped early because the destination itself fails. */
   aborted?: string;
+}
+
+/** What retention did after a pass. */
+export interface RetentionReport {
+  paths: PathRetention[];
+  deletions: Deletion[];
+  /** Why it stopped deleting (the bucket could not confirm), if it did. */
+  problem?: string;
 }
 
 export class DestinationSync {
@@ -223,7 +234,7 @@ export class DestinationSync {
     file: LocalFile,
     hash: Hasher,
     remote: RemoteObject,
-  ): Promise<{ md5: string } | undefined> {
+  ): Promise<Content | undefined> {
     const parts = multipartPartCount(remote.etag);
     if (parts === 0) {
       const { md5 } = await hash();
@@ -234,7 +245,27 @@ export class DestinationSync {
     const partSize = ours ?? guessPartSize(file.size, parts);
     if (!partSize) return undefined;
     const hashes = await hash(partSize);
-    return hashes.multipartEtag === remote.etag ? { md5: hashes.md5 } : undefined;
+    // The object's ETag is not the file's MD5: kept, so retention can find the object as it is.
+    const stored = { size: remote.size, etag: remote.etag };
+    return hashes.multipartEtag === remote.etag ? { md5: hashes.md5, stored } : undefined;
+  }
+
+  /** True when the object at `key` says it is the gzip of this file (see compression.ts). */
+  private async matchesCompressed(
+    key: string,
+    file: LocalFile,
+    hash: Hasher,
+    run: PassRun,
+  ): Promise<Content | undefined> {
+    const { md5 } = await hash();
+    const stored = await compressedObjectOf(
+      this.client,
+      this.destination.bucket,
+      key,
+      { size: file.size, md5 },
+      run.signal,
+    );
+    return stored && { md5, stored };
   }
 
   /**
@@ -300,6 +331,8 @@ export class DestinationSync {
         workload,
         sourcePath: source ? join(workload, source) : workload,
         prefix: targetPrefix(prefixedTarget(options.keyPrefix, path.target)),
+        suffix: keySuffix(path),
+        dataPath: path,
         filter: pathFilter(path),
         wr,
         onDirectory: options.onDirectory && (dir => options.onDirectory!(id, dir)),
@@ -350,7 +383,10 @@ export class DestinationSync {
         target,
       );
       if (look.state === "found") await this.offer(target, look.files, remote, run);
-      else this.forget(target.prefix + relativeOf(entry));
+      else {
+        this.forget(target.prefix + relativeOf(entry));
+        if (target.suffix) this.forget(target.prefix + relativeOf(entry) + target.suffix);
+      }
     }
     run.report.walkProblems.push(...notes.problems);
     run.report.skipped.push(...notes.skipped);
@@ -377,7 +413,7 @@ export class DestinationSync {
           await new Promise(resolve => setImmediate(resolve));
           slice = performance.now();
         }
-        const key = target.prefix + file.relativePath;
+        const key = target.prefix + file.relativePath + target.suffix;
         if (Buffer.byteLength(key) > MAX_KEY_BYTES) {
           // Globs are linear in the path, but a path past PATH_MAX is not worth their time.
           const unwanted = file.relativePath.length <= 4096 && !filter.wanted(file.relativePath);
@@ -389,10 +425,11 @@ export class DestinationSync {
         run.seen?.add(key);
         if (index.hasStat(key, file)) continue; // untouched: the common case, decided cheaply
         if (this.quieting(file, filter, run.report)) continue;
-        const decision = decide(file, index.get(key), remote?.get(key));
+        const compressed = !!target.suffix;
+        const decision = decide(file, index.get(key), remote?.get(key), compressed);
         if (decision.action === "skip") continue;
         if (stopped(run)) return;
-        const item = { key, file, decision, workload: target.workload, wr: target.wr };
+        const item = { key, file, decision, workload: target.workload, wr: target.wr, compressed };
         await run.pool.submit(() => this.syncFile(item, run));
       }
     }
@@ -487,7 +524,8 @@ export class DestinationSync {
     if (stopped(run)) return;
     const { report } = run;
     try {
-      if (item.file.size > SMALL_FILE || !(await this.syncSmall(item, run)))
+      if (item.compressed) await this.syncStreamed(item, run);
+      else if (item.file.size > SMALL_FILE || !(await this.syncSmall(item, run)))
         await this.syncStreamed(item, run);
       run.consecutiveDestinationErrors = 0;
     } catch (err) {
@@ -546,6 +584,10 @@ export class DestinationSync {
       const file = toLocalFile(path, root, relativePath, stat);
       const hash: Hasher = partSize => hashFile(handle, file.size, partSize, run.signal);
       if (await this.alreadyThere(item, file, hash, run)) return;
+      if (item.compressed)
+        return await this.send(item, run, () =>
+          sendCompressed(item.key, file, handle, this.transferOptions(run, file)),
+        );
       const large = file.size > this.settings.partSize;
       const transfer = async () => {
         const partSize = partSizeFor(file.size, this.settings.partSize);
@@ -570,12 +612,14 @@ export class DestinationSync {
     if (decision.action === "verify-local") {
       const hashes = await hash(decision.entry.partSize);
       if (!sameContent(decision.entry, hashes)) return false;
-      this.record(item, { md5: hashes.md5 }, file, false);
+      this.record(item, { md5: hashes.md5, stored: decision.entry.stored }, file, false);
       run.report.refreshed++;
       return true;
     }
     if (decision.action === "verify-remote") {
-      const match = await this.matchesRemote(file, hash, decision.remote);
+      const match = item.compressed
+        ? await this.matchesCompressed(item.key, file, hash, run)
+        : await this.matchesRemote(file, hash, decision.remote);
       if (!match) return false;
       this.record(item, match, file, false);
       run.report.adopted++;
@@ -622,6 +666,79 @@ export class DestinationSync {
     wr.filesSent++;
   }
 
+  /**
+   * Retention, after a pass: in each data path that has it, confirmed files are deleted as it
+   * says (retention.ts). With mode "measure" (the pass could not reach the bucket) nothing is
+   * deleted; the sizes still tell whether a capped folder is over its cap.
+   */
+  async retain(
+    workloads: WorkloadPaths[],
+    keyPrefix: string | undefined,
+    mode: RetentionContext["mode"],
+  ): Promise<RetentionReport> {
+    const report: RetentionReport = { paths: [], deletions: [] };
+    const ctx: RetentionContext = {
+      volumesDir: this.settings.volumesDir,
+      index: this.index.files,
+      confirm: (key, entry) => this.confirmInBucket(key, entry),
+      deleted: (key, target, file) => {
+        this.dirty = true;
+        report.deletions.push({
+          at: new Date().toISOString(),
+          key,
+          workload: target.workload,
+          path: file.relativePath,
+          size: file.size,
+        });
+      },
+      now: Date.now(),
+      mode,
+    };
+    for (const workload of workloads)
+      for (const path of workload.paths) {
+        if (!path.retention) continue;
+        const source = normalizeTarget(path.source);
+        const target = {
+          workload: workload.name,
+          source: source || ".",
+          sourcePath: source ? join(workload.name, source) : workload.name,
+          prefix: targetPrefix(prefixedTarget(keyPrefix, path.target)),
+          suffix: keySuffix(path),
+          retention: path.retention,
+          wanted: pathFilter(path).wanted,
+        };
+        try {
+          report.paths.push(await sweep(target, ctx));
+        } catch (err) {
+          if (isDestinationError(err)) {
+            report.problem = describeError(err);
+            ctx.mode = "measure"; // the bucket cannot confirm: the other paths only measure
+            report.paths.push(await sweep(target, ctx));
+          } else report.problem = `data path ${target.source}: ${describeError(err)}`;
+        }
+      }
+    if (report.deletions.length) await this.persist().catch(err => this.stateProblemFrom(err));
+    return report;
+  }
+
+  /** True when the object of `key` is in the bucket with the size and ETag the index recorded. */
+  private async confirmInBucket(key: string, entry: IndexEntry): Promise<boolean> {
+    let head;
+    try {
+      head = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.destination.bucket, Key: key }),
+      );
+    } catch (err) {
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404)
+        return false;
+      throw err;
+    }
+    const etag = bareEtag(head.ETag ?? "");
+    const size = entry.stored?.size ?? entry.size;
+    const expected = entry.stored?.etag ?? entry.etag ?? entry.md5;
+    return head.ContentLength === size && !!expected && etag === expected;
+  }
+
   /** Listed prefixes and per-workload times, once the pass is over. */
   private finishPass(report: PassReport): void {
     const index = this.index;
@@ -657,6 +774,8 @@ const YIELD_AFTER_MS = 10;
 const MAX_KEY_BYTES = 1024;
 
 interface FileItem {
+  /** Gzip the file into its object (compression.ts). */
+  compressed: boolean;
   key: string;
   file: LocalFile;
   decision: Exclude<Decision, { action: "skip" }>;
@@ -684,6 +803,10 @@ interface PathRun extends WalkOptions {
   sourcePath: string;
   /** Object keys of this path start with it. */
   prefix: string;
+  /** And end with it: `.gz` when compressed, else empty. */
+  suffix: string;
+  /** The data path as configured (compression, retention, priority, order). */
+  dataPath: DataPath;
   wr: WorkloadReport;
 }
 
@@ -695,6 +818,9 @@ export interface ChangedEntry {
 
 /** Changed entries by data path (see pathId). */
 export type Changes = Map<string, ChangedEntry[]>;
+
+/** What a data path's keys end with: `.gz` when it is compressed. */
+export const keySuffix = (path: DataPath) => (path.compression === "gzip" ? COMPRESSED_SUFFIX : "");
 
 /** Names one data path of one workload. */
 export const pathId = (workload: string, source: string) => `${workload}\0${source}`;

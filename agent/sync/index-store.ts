@@ -46,6 +46,16 @@ export interface IndexEntry {
   partSize?: number;
   /** ISO time of the upload (or adoption), to the second. */
   sentAt: string;
+  /**
+   * The object, when it is not the file's bytes (compressed: see compression.ts): its size and
+   * ETag, which retention checks in the bucket before it deletes the file.
+   */
+  stored?: StoredObject;
+}
+
+export interface StoredObject {
+  size: number;
+  etag: string;
 }
 
 /** A multipart upload started and not completed, and the file it was started for. */
@@ -251,13 +261,17 @@ export class FileIndex {
       : e.etag && /^[\x21-\x7e]+$/.test(e.etag)
         ? `e${e.etag}@${(e.partSize ?? 0).toString(36)}`
         : "-";
+    const stored =
+      e.md5 && e.stored && /^[\x21-\x7d]+$/.test(e.stored.etag)
+        ? `~${e.stored.size.toString(36)}~${e.stored.etag}`
+        : "";
     const sent = Math.floor(Date.parse(e.sentAt) / 1000) || 0;
     return [
       e.size.toString(36),
       e.mtimeNs,
       e.ctimeNs,
       e.ino,
-      content,
+      content + stored,
       sent.toString(36),
       this.numberOf(e.workload),
     ].join(SEP);
@@ -273,7 +287,11 @@ export class FileIndex {
       ino,
       sentAt: new Date(parseInt(sent, 36) * 1000).toISOString(),
     };
-    if (content[0] === "m") entry.md5 = Buffer.from(content.slice(1), "base64").toString("hex");
+    if (content[0] === "m") {
+      const [md5, storedSize, storedEtag] = content.slice(1).split("~");
+      entry.md5 = Buffer.from(md5, "base64").toString("hex");
+      if (storedEtag) entry.stored = { size: parseInt(storedSize, 36), etag: storedEtag };
+    }
     if (content[0] === "e") {
       const at = content.lastIndexOf("@");
       entry.etag = content.slice(1, at);

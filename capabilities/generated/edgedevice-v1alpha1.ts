@@ -32,11 +32,55 @@ export interface SpecDataUpload {
    */
   abortUploadsAfterHours?: number;
   /**
+   * Rate by time of day. From each window's start (wall clock in timeZone) until the next
+   * one's, uploads are capped at its rate; off holds them (nothing is sent), unlimited
+   * removes the cap. Applies without a restart. Each window opens up to jitterSeconds after
+   * its start, at a delay of the device's own, so a fleet does not open its connections all
+   * at once.
+   */
+  bandwidth?: Bandwidth;
+  /**
    * A large (multipart) upload cut short by a crash, a reboot or a lost link continues from
    * the parts the server holds, each checked against the file, instead of starting over.
    * Default false (cut-short uploads are aborted).
    */
   resumeUploads?: boolean;
+  /**
+   * When a file has waited longer than this (found and not uploaded, by its last change), the
+   * device gets UploadStalled=True. The agent also looks for waiting files this often on its
+   * own, so a watch or scan that stops finding files shows. Default off.
+   */
+  stallAfterSeconds?: number;
+}
+
+/**
+ * Rate by time of day. From each window's start (wall clock in timeZone) until the next
+ * one's, uploads are capped at its rate; off holds them (nothing is sent), unlimited
+ * removes the cap. Applies without a restart. Each window opens up to jitterSeconds after
+ * its start, at a delay of the device's own, so a fleet does not open its connections all
+ * at once.
+ */
+export interface Bandwidth {
+  /**
+   * Each window opens at a delay of up to this many seconds after its start. Default 300.
+   */
+  jitterSeconds?: number;
+  schedule: Schedule[];
+  /**
+   * IANA time zone of the start times, e.g. Europe/Paris or UTC.
+   */
+  timeZone: string;
+}
+
+export interface Schedule {
+  /**
+   * Bytes per second as a quantity (512Ki, 10M), off (hold: send nothing) or unlimited.
+   */
+  rate: string;
+  /**
+   * HH:MM, 00:00 to 23:59.
+   */
+  start: string;
 }
 
 export interface SpecStorage {
@@ -100,6 +144,10 @@ export type StatusEnum = "False" | "True" | "Unknown";
  * Written by the device agent; the module leaves it alone.
  */
 export interface StatusDataUpload {
+  /**
+   * What the bandwidth timetable says now, e.g. "held until 06:03 (Europe/Paris)".
+   */
+  bandwidth?: string;
   bytesSent?: number;
   /**
    * How the agent notices new files: events (inotify, with a full scan as a safety net), or
@@ -107,6 +155,11 @@ export interface StatusDataUpload {
    */
   changeDetection?: string;
   destination?: string;
+  /**
+   * Set while a data path with a size cap holds more than its cap and nothing more can be
+   * deleted (files not confirmed in the bucket yet).
+   */
+  diskPressure?: string;
   filesSent?: number;
   /**
    * Files the last pass found to upload that are not in the bucket yet (quiet, failed, or
@@ -116,6 +169,15 @@ export interface StatusDataUpload {
   lastError?: string;
   lastSyncTime?: string;
   lastUploadTime?: string;
+  /**
+   * The last change of the oldest file found and not uploaded yet.
+   */
+  oldestWaitingTime?: string;
+  /**
+   * Set while the oldest waiting file has waited longer than
+   * spec.dataUpload.stallAfterSeconds.
+   */
+  stalled?: string;
   workloads?: Workload[];
 }
 

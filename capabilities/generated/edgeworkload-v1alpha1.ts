@@ -36,6 +36,12 @@ export interface Data {
 
 export interface Path {
   /**
+   * gzip: each object is the gzip of its file, under the file's key plus .gz, with
+   * Content-Type application/gzip and the file's size and MD5 in the metadata
+   * flotta-uncompressed-size and flotta-uncompressed-md5. Default none.
+   */
+  compression?: Compression;
+  /**
    * Files matching one of these globs are never uploaded; wins over include. A glob also
    * leaves out the folders it matches, e.g. "*.tmp", ".~*", "cache".
    */
@@ -47,12 +53,64 @@ export interface Path {
    */
   include?: string[];
   /**
+   * Within the path, which files go first: OldestFirst or NewestFirst (by modification time).
+   * Default: the order the folder is read in.
+   */
+  order?: Order;
+  /**
+   * When the link is the bottleneck, files of a path with a higher priority go first, and
+   * take the bandwidth from a lower one's upload in progress within one part. Default 0.
+   */
+  priority?: number;
+  /**
    * A file changed less than this many seconds ago waits for a later pass, so a half-written
    * file is not uploaded. Default 0 (off).
    */
   quietSeconds?: number;
+  /**
+   * Deletes local files once their objects are confirmed byte-exact in the bucket. A file
+   * that is not confirmed, or changed since it was read, is never deleted; nothing is deleted
+   * while the bucket cannot be reached; objects in the bucket are never deleted.
+   */
+  retention?: Retention;
   source: string;
   target: string;
+}
+
+/**
+ * gzip: each object is the gzip of its file, under the file's key plus .gz, with
+ * Content-Type application/gzip and the file's size and MD5 in the metadata
+ * flotta-uncompressed-size and flotta-uncompressed-md5. Default none.
+ */
+export type Compression = "gzip" | "none";
+
+/**
+ * Within the path, which files go first: OldestFirst or NewestFirst (by modification time).
+ * Default: the order the folder is read in.
+ */
+export type Order = "NewestFirst" | "OldestFirst";
+
+/**
+ * Deletes local files once their objects are confirmed byte-exact in the bucket. A file
+ * that is not confirmed, or changed since it was read, is never deleted; nothing is deleted
+ * while the bucket cannot be reached; objects in the bucket are never deleted.
+ */
+export interface Retention {
+  /**
+   * With deleteAfterUpload, keep a confirmed file this many seconds after its last change.
+   * Default 0.
+   */
+  deleteAfterSeconds?: number;
+  /**
+   * Delete each file once it is confirmed in the bucket (and deleteAfterSeconds have passed).
+   */
+  deleteAfterUpload?: boolean;
+  /**
+   * Keep the source folder under this size (a quantity, e.g. 100Mi), deleting the oldest
+   * confirmed files first. When it cannot (files not confirmed yet), the device gets the
+   * DiskPressure condition.
+   */
+  maxSize?: string;
 }
 
 /**
