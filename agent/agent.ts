@@ -15,6 +15,7 @@ import { writeTextfile, type AgentMetrics } from "./metrics";
 import { connectS3 } from "./s3/client";
 import { buildDataUploadStatus } from "./status";
 import {
+  pathId,
   DestinationSync,
   type Changes,
   type PassReport,
@@ -191,6 +192,7 @@ export class Agent {
         keyPrefix: config.keyPrefix,
         changes,
         onDirectory: watcher && ((id, dir) => watcher.directory(id, dir)),
+        urgent: watcher && urgentChanges(watcher, config),
       });
       if (!changes) watcher?.scanFinished(!report.aborted && !report.walkProblems.length);
     } catch (err) {
@@ -458,6 +460,18 @@ export class Agent {
     this.open.client.destroy();
     this.open = undefined;
   }
+}
+
+/**
+ * The changes waiting in data paths of a higher priority than a given one: a pass takes them
+ * between two files, so a high-priority file written during a long pass need not wait for its end.
+ */
+function urgentChanges(watcher: ChangeWatcher, config: DeviceConfig) {
+  const priorities = new Map<string, number>();
+  for (const w of config.workloads)
+    for (const p of w.paths) if (p.priority) priorities.set(pathId(w.name, p.source), p.priority);
+  if (!priorities.size) return undefined;
+  return (priority: number) => watcher.takeWhere(id => (priorities.get(id) ?? 0) > priority);
 }
 
 /** A pass whose files did not all get through is followed by a full scan after the interval. */

@@ -104,19 +104,21 @@ async function status(options: AgentOptions): Promise<void> {
 /**
  * The delivery record: each file the index holds as confirmed in the bucket, oldest first, as
  * tab-separated lines: destination, key, size, content hash (md5:<hex>, or etag:<multipart
- * ETag>/<part size> for a file sent in parts), confirmed at. Keys are JSON-quoted when they hold
+ * ETag>/<part size> for a file sent in parts), confirmed at, and the object's size (the
+ * compressed size for a compressed path; else the file's). Keys are JSON-quoted when they hold
  * a quote or a control character (a workload names its files: an escape sequence must not reach
  * the operator's terminal).
  */
 function listFiles(indexes: DestinationIndex[], since?: number): void {
-  process.stdout.write("destination\tkey\tsize\thash\tconfirmed\n");
+  process.stdout.write("destination\tkey\tsize\thash\tconfirmed\tstored\n");
   for (const index of indexes) {
     const rows: [string, string][] = [];
     for (const [key, entry] of index.files.entries()) {
       if (since !== undefined && Date.parse(entry.sentAt) < since) continue;
       const hash = entry.md5 ? `md5:${entry.md5}` : `etag:${entry.etag}/${entry.partSize}`;
       const shown = printableKey(key);
-      rows.push([entry.sentAt, `${shown}\t${entry.size}\t${hash}\t${entry.sentAt}`]);
+      const stored = entry.stored?.size ?? entry.size;
+      rows.push([entry.sentAt, `${shown}\t${entry.size}\t${hash}\t${entry.sentAt}\t${stored}`]);
     }
     rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const destination = `${index.endpoint}/${index.bucket}`;

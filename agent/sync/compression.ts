@@ -121,7 +121,7 @@ class PartWriter {
     }
     const body = this.take();
     const md5 = createHash("md5").update(body).digest();
-    await options.limiter.take(body.length, options.signal);
+    await options.limiter.take(body.length, options.signal, options.priority);
     const part = this.etags.length + 1;
     this.etags.push(
       await options.uploadPart(
@@ -143,7 +143,7 @@ class PartWriter {
     if (!this.uploadId) {
       const body = this.take();
       const md5 = createHash("md5").update(body).digest();
-      await options.limiter.take(body.length, options.signal);
+      await options.limiter.take(body.length, options.signal, options.priority);
       const put = await options.client.send(
         new PutObjectCommand({
           Bucket: options.bucket,

@@ -286,18 +286,20 @@ export class DestinationSync {
       signal,
       seen: options.changes ? undefined : new KeySet(),
       scanned: [],
+      paths: byPriority(workloads),
     };
-    for (const workload of workloads) {
-      const wr: WorkloadReport = { filesSent: 0, bytesSent: 0, errors: 0 };
-      run.report.workloads[workload.name] = wr;
-      for (const path of workload.paths) {
-        if (stopped(run)) break;
-        const id = pathId(workload.name, path.source);
-        const changed = options.changes?.get(id);
-        if (options.changes && !changed) continue;
-        await this.passPath(workload.name, path, wr, changed, run, options);
-      }
+    for (const workload of workloads)
+      run.report.workloads[workload.name] = { filesSent: 0, bytesSent: 0, errors: 0 };
+    for (const { workload, path } of run.paths) {
+      if (stopped(run)) break;
+      const changed = options.changes?.get(pathId(workload, path.source));
+      if (options.changes && !changed) continue;
+      await this.passPath(workload, path, changed, run, options);
     }
+    // While the last uploads run, files of a higher priority named by change events go too.
+    if (options.urgent)
+      while (!(await run.pool.idleWithin(100)) && !stopped(run))
+        await this.takeUrgent(run.pool.lowestRunning, run, options);
     await run.pool.drain();
     if (signal?.aborted) run.report.aborted ??= "stopped";
     if (run.seen && !run.report.aborted) {
@@ -319,12 +321,12 @@ export class DestinationSync {
   private async passPath(
     workload: string,
     path: DataPath,
-    wr: WorkloadReport,
     changed: ChangedEntry[] | undefined,
     run: PassRun,
     options: PassOptions,
   ): Promise<void> {
     const id = pathId(workload, path.source);
+    const wr = run.report.workloads[workload];
     const source = normalizeTarget(path.source);
     try {
       const target: PathRun = {
@@ -333,14 +335,15 @@ export class DestinationSync {
         prefix: targetPrefix(prefixedTarget(options.keyPrefix, path.target)),
         suffix: keySuffix(path),
         dataPath: path,
+        priority: path.priority ?? 0,
         filter: pathFilter(path),
         wr,
         onDirectory: options.onDirectory && (dir => options.onDirectory!(id, dir)),
       };
       const remote = await this.listIfNew(target.prefix, run.report);
       await this.uploads.abortStraysOnce(target.prefix);
-      if (changed) await this.passChanges(target, changed, remote, run);
-      else await this.passScan(target, remote, run);
+      if (changed) await this.passChanges(target, changed, remote, run, options);
+      else await this.passScan(target, remote, run, options);
     } catch (err) {
       if (isDestinationError(err) || run.signal?.aborted) throw err;
       const error = `data path ${source || "."}: ${describeError(err)}`;
@@ -355,10 +358,11 @@ export class DestinationSync {
     target: PathRun,
     remote: Map<string, RemoteObject> | undefined,
     run: PassRun,
+    options: PassOptions,
   ): Promise<void> {
     const notes: WalkNotes = { problems: [], skipped: [] };
     const files = walkFiles(this.settings.volumesDir, target.sourcePath, notes, target);
-    await this.offer(target, files, remote, run);
+    await this.offer(target, files, remote, run, options);
     run.report.walkProblems.push(...notes.problems);
     run.report.skipped.push(...notes.skipped);
     if (!notes.problems.length && notes.reached) run.scanned.push(target.prefix);
@@ -370,6 +374,7 @@ export class DestinationSync {
     changed: ChangedEntry[],
     remote: Map<string, RemoteObject> | undefined,
     run: PassRun,
+    options: PassOptions,
   ): Promise<void> {
     const notes: WalkNotes = { problems: [], skipped: [] };
     for (const entry of changed) {
@@ -382,7 +387,7 @@ export class DestinationSync {
         notes,
         target,
       );
-      if (look.state === "found") await this.offer(target, look.files, remote, run);
+      if (look.state === "found") await this.offer(target, look.files, remote, run, options);
       else {
         this.forget(target.prefix + relativeOf(entry));
         if (target.suffix) this.forget(target.prefix + relativeOf(entry) + target.suffix);
@@ -395,12 +400,56 @@ export class DestinationSync {
   /**
    * The producer: each file is compared with the index and, when it needs work, handed to the
    * pool, which takes it only when a slot is free (so the walk never runs ahead of the uploads).
+   * A path with an order collects its files first, then hands them on sorted.
    */
   private async offer(
     target: PathRun,
     files: AsyncIterable<LocalFile[]>,
     remote: Map<string, RemoteObject> | undefined,
     run: PassRun,
+    options: PassOptions,
+  ): Promise<void> {
+    const order = target.dataPath.order;
+    const collected: FileItem[] = [];
+    const handOn = async (item: FileItem) => {
+      if (order) collected.push(item);
+      else await this.submit(item, run, options);
+    };
+    await this.compare(target, files, remote, run, handOn);
+    if (!order) return;
+    collected.sort((a, b) => byChangeTime(a.file, b.file) * (order === "oldest-first" ? 1 : -1));
+    for (const item of collected) {
+      if (stopped(run)) return;
+      await this.submit(item, run, options);
+    }
+  }
+
+  /**
+   * Hands a file to the pool, when a slot is free; first, files that change events name in data
+   * paths of a higher priority than this one's (so they need not wait for this pass to end).
+   */
+  private async submit(item: FileItem, run: PassRun, options: PassOptions): Promise<void> {
+    await this.takeUrgent(item.priority, run, options);
+    await run.pool.submit(() => this.syncFile(item, run), item.priority);
+  }
+
+  /** Passes over the changes waiting in data paths of a higher priority than `priority`. */
+  private async takeUrgent(priority: number, run: PassRun, options: PassOptions): Promise<void> {
+    const urgent = options.urgent?.(priority);
+    if (urgent?.size)
+      for (const { workload, path } of run.paths) {
+        const changed = urgent.get(pathId(workload, path.source));
+        if (changed) await this.passPath(workload, path, changed, run, options);
+      }
+  }
+
+  /** Compares each file with the index; hands on those that need work. */
+  private async compare(
+    target: PathRun,
+    files: AsyncIterable<LocalFile[]>,
+    remote: Map<string, RemoteObject> | undefined,
+    run: PassRun,
+    handOn: (item: FileItem) => Promise<void>,
   ): Promise<void> {
     const index = this.index.files;
     const { filter } = target;
@@ -429,8 +478,8 @@ export class DestinationSync {
         const decision = decide(file, index.get(key), remote?.get(key), compressed);
         if (decision.action === "skip") continue;
         if (stopped(run)) return;
-        const item = { key, file, decision, workload: target.workload, wr: target.wr, compressed };
-        await run.pool.submit(() => this.syncFile(item, run));
+        const { workload, wr, priority } = target;
+        await handOn({ key, file, decision, workload, wr, compressed, priority });
       }
     }
   }
@@ -563,7 +612,7 @@ export class DestinationSync {
       partSize ? hashBuffer(data, partSize) : { md5: md5.toString("hex") };
     if (await this.alreadyThere(item, file, hash, run)) return true;
     await this.send(item, run, async () => {
-      await putBuffer(item.key, data, md5, this.transferOptions(run));
+      await putBuffer(item.key, data, md5, this.transferOptions(run, item));
       const content = { md5: md5.toString("hex") };
       return { state: stable ? "sent" : "changed", file, content };
     });
@@ -586,13 +635,16 @@ export class DestinationSync {
       if (await this.alreadyThere(item, file, hash, run)) return;
       if (item.compressed)
         return await this.send(item, run, () =>
-          sendCompressed(item.key, file, handle, this.transferOptions(run, file)),
+          sendCompressed(item.key, file, handle, this.transferOptions(run, item, file)),
         );
       const large = file.size > this.settings.partSize;
       const transfer = async () => {
         const partSize = partSizeFor(file.size, this.settings.partSize);
         const resume = large ? await this.uploads.resumeFor(item.key, file, partSize) : undefined;
-        return transferFile(item.key, file, handle, { ...this.transferOptions(run, file), resume });
+        return transferFile(item.key, file, handle, {
+          ...this.transferOptions(run, item, file),
+          resume,
+        });
       };
       await this.send(item, run, () => (large ? run.multipart.run(transfer) : transfer()));
     } finally {
@@ -628,8 +680,9 @@ export class DestinationSync {
     return false;
   }
 
-  private transferOptions(run: PassRun, file?: LocalFile): TransferOptions {
+  private transferOptions(run: PassRun, item: FileItem, file?: LocalFile): TransferOptions {
     return {
+      priority: item.priority,
       client: this.client,
       putObject: this.s3.putObject,
       uploadPart: this.s3.uploadPart,
@@ -776,6 +829,8 @@ const MAX_KEY_BYTES = 1024;
 interface FileItem {
   /** Gzip the file into its object (compression.ts). */
   compressed: boolean;
+  /** Its data path's. */
+  priority: number;
   key: string;
   file: LocalFile;
   decision: Exclude<Decision, { action: "skip" }>;
@@ -792,6 +847,8 @@ interface PassRun {
   /** Full scans: the keys seen, and the prefixes scanned whole (see prune). */
   seen?: KeySet;
   scanned: string[];
+  /** Every data path, highest priority first. */
+  paths: { workload: string; path: DataPath }[];
 }
 
 /** One data path within a pass. */
@@ -807,6 +864,7 @@ interface PathRun extends WalkOptions {
   suffix: string;
   /** The data path as configured (compression, retention, priority, order). */
   dataPath: DataPath;
+  priority: number;
   wr: WorkloadReport;
 }
 
@@ -835,6 +893,21 @@ export interface PassOptions {
   changes?: Changes;
   /** Called for each directory a pass lists, with its data path's id. */
   onDirectory?: (pathId: string, dir: WalkedDirectory) => void;
+  /** Changes waiting in data paths of a higher priority than `priority` (taken: handled now). */
+  urgent?: (priority: number) => Changes | undefined;
+}
+
+/** Each data path of each workload, highest priority first (else in config order). */
+export function byPriority(workloads: WorkloadPaths[]): { workload: string; path: DataPath }[] {
+  const all = workloads.flatMap(w => w.paths.map(path => ({ workload: w.name, path })));
+  return all.sort((a, b) => (b.path.priority ?? 0) - (a.path.priority ?? 0));
+}
+
+/** Older change (ctime, as a base-36 count of nanoseconds) first. */
+function byChangeTime(a: LocalFile, b: LocalFile): number {
+  const x = a.mtimeNs;
+  const y = b.mtimeNs;
+  return x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
 }
 
 /**

@@ -33,6 +33,8 @@ export interface TransferOptions {
   partSize: number;
   queueSize: number;
   limiter: RateLimiter;
+  /** The data path's priority: the limiter serves higher ones first. */
+  priority?: number;
   signal?: AbortSignal;
   onMultipartStart?: (key: string, uploadId: string, partSize: number) => void;
   onBytes?: (bytes: number) => void;
@@ -119,7 +121,7 @@ export async function putBuffer(
   md5: Buffer,
   options: TransferOptions,
 ): Promise<void> {
-  await options.limiter.take(data.length);
+  await options.limiter.take(data.length, undefined, options.priority);
   options.signal?.throwIfAborted();
   await options.putObject(options.bucket, key, data, md5);
   options.onBytes?.(data.length);
@@ -132,7 +134,7 @@ async function putSmall(
   options: TransferOptions,
 ): Promise<TransferResult> {
   const read = await readConsistently(handle, file);
-  await options.limiter.take(read.data.length);
+  await options.limiter.take(read.data.length, undefined, options.priority);
   options.signal?.throwIfAborted();
   const md5 = createHash("md5").update(read.data).digest();
   await options.putObject(options.bucket, key, read.data, md5, options.signal);
@@ -183,7 +185,7 @@ async function uploadLarge(
         reusedBytes += body.length;
         continue;
       }
-      await options.limiter.take(body.length, signal);
+      await options.limiter.take(body.length, signal, options.priority);
       etags[part] = await options.uploadPart(
         options.bucket,
         key,

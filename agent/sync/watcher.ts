@@ -114,6 +114,19 @@ export class ChangeWatcher {
     return changes;
   }
 
+  /** The entries changed in the data paths that `wanted` picks; the others stay pending. */
+  takeWhere(wanted: (pathId: string) => boolean): Changes {
+    const taken: Changes = new Map();
+    for (const [id, list] of this.pending) {
+      if (!wanted(id)) continue;
+      taken.set(id, list);
+      this.pending.delete(id);
+      for (const { dir, name } of list)
+        this.pendingKeys.delete(`${id}\0${dir.rel}\0${name.toString("latin1")}`);
+    }
+    return taken;
+  }
+
   get hasPending(): boolean {
     return this.pendingKeys.size > 0;
   }

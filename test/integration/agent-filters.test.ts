@@ -138,7 +138,7 @@ test("keyPrefix goes before every key; status --files lists what was delivered",
   const status = await runAgent(["status", "--files", "--state-dir", join(root, "state")]);
   assert.is(status.status, 0, status.stderr);
   const lines = status.stdout.trim().split("\n");
-  assert.is(lines[0], "destination\tkey\tsize\thash\tconfirmed");
+  assert.is(lines[0], "destination\tkey\tsize\thash\tconfirmed\tstored");
   const rows = lines.slice(1).map(l => l.split("\t"));
   const md5 = (s: string) => `md5:${createHash("md5").update(s).digest("hex")}`;
   assert.equal(rows.map(r => [r[1], r[2], r[3]]).sort(), [
@@ -157,7 +157,7 @@ test("keyPrefix goes before every key; status --files lists what was delivered",
     "--state-dir",
     join(root, "state"),
   ]);
-  assert.is(future.stdout.trim(), "destination\tkey\tsize\thash\tconfirmed");
+  assert.is(future.stdout.trim(), "destination\tkey\tsize\thash\tconfirmed\tstored");
   // A name the workload chose to hold a terminal escape is printed escaped, never raw.
   await writeTree(source(), { "evil\u001b[2J\u009b.csv": "x" });
   assert.is((await syncOnce()).status, 0);
