@@ -23,6 +23,7 @@ import {
   type SyncSettings,
 } from "./sync/engine";
 import { DeletionLog } from "./sync/deletion-log";
+import { BandwidthKeeper, type WindowState } from "./bandwidth";
 import { describeError, type Logger } from "./sync/errors";
 import { IndexStore } from "./sync/index-store";
 import { ChangeWatcher } from "./sync/watcher";
@@ -57,6 +58,8 @@ export interface Reporting {
 export type PassOutcome =
   | { state: "synced"; report: PassReport }
   | { state: "waiting"; reason: string }
+  /** The bandwidth timetable holds uploads until `until` (undefined: it never opens). */
+  | { state: "held"; reason: string; until?: number }
   | { state: "failed"; reason: string };
 
 const storageIdentity = (s: Storage) =>
@@ -83,6 +86,9 @@ export class Agent {
   /** What retention did after the last pass (undefined: no data path has retention). */
   private retention?: RetentionReport;
   private readonly deletionLog: DeletionLog;
+  /** The bandwidth timetable, applied to the rate limiter; what it said at the last pass. */
+  private readonly bandwidth: BandwidthKeeper;
+  private window?: WindowState;
 
   constructor(
     private readonly settings: AgentSettings,
@@ -92,6 +98,7 @@ export class Agent {
   ) {
     this.store = new IndexStore(settings.stateDir);
     this.deletionLog = new DeletionLog(settings.stateDir);
+    this.bandwidth = new BandwidthKeeper(settings.limiter);
   }
 
   /** Reads the config source; logs what changed or why a new config was refused. */
@@ -175,6 +182,8 @@ export class Agent {
       };
     const { storage } = config;
     if (!storage) return { state: "waiting", reason: "the device config has no storage" };
+    this.window = this.bandwidth.apply(config);
+    if (this.window.held) return this.held(this.window);
     let sync: DestinationSync;
     try {
       sync = await this.destinationFor({ ...config, storage });
@@ -186,9 +195,10 @@ export class Agent {
     let report: PassReport;
     const watcher = this.watcher;
     const started = performance.now();
+    const pass = this.bandwidth.during(config, signal);
     try {
       if (!changes) watcher?.scanStarted();
-      report = await sync.pass(config.workloads, signal, {
+      report = await sync.pass(config.workloads, pass.signal, {
         keyPrefix: config.keyPrefix,
         changes,
         onDirectory: watcher && ((id, dir) => watcher.directory(id, dir)),
@@ -200,6 +210,12 @@ export class Agent {
       await this.retainAfter(sync, config, false);
       await this.report(sync, undefined, reason);
       return { state: "failed", reason };
+    } finally {
+      pass.dispose();
+    }
+    if (this.bandwidth.heldDuringPass && !signal?.aborted) {
+      this.window = this.bandwidth.apply(config);
+      if (this.window.held) return this.held(this.window, sync);
     }
     await this.retainAfter(sync, config, !report.aborted && !signal?.aborted);
     this.logProblems(report);
@@ -229,6 +245,15 @@ export class Agent {
     await this.count(sync, report, changes ? "events" : "scan", started);
     if (report.aborted) return { state: "failed", reason: report.aborted };
     return { state: "synced", report };
+  }
+
+  /** Uploads wait for the timetable: said in status (and the caller waits). */
+  private async held(
+    window: Extract<WindowState, { held: true }>,
+    sync?: DestinationSync,
+  ): Promise<PassOutcome> {
+    await this.report(sync ?? this.open?.sync, undefined);
+    return { state: "held", reason: window.description, until: window.until };
   }
 
   /**
@@ -345,7 +370,7 @@ export class Agent {
       .map(p => p.pressure)
       .filter(p => !!p)
       .join("; ");
-    return { diskPressure: pressure || null };
+    return { diskPressure: pressure || null, bandwidth: this.window?.description ?? null };
   }
 
   /** How `run` notices new files, for status: "events", or "interval" and why. */
@@ -374,36 +399,59 @@ export class Agent {
       const outcome = await this.syncOnce(signal, full ? undefined : changes);
       if (signal.aborted) break;
       announced = this.announceDetection(announced);
-      let wait = this.intervalSeconds(this.config.current) * 1000;
-      const failed = outcome.state === "failed";
-      if (failed) {
-        failures++;
-        wait =
-          Math.min(300_000, wait * 2 ** Math.min(failures - 1, 5)) * (0.8 + Math.random() * 0.4);
-        this.log.error("sync failed; will retry", {
-          reason: outcome.reason,
-          retryInSeconds: Math.round(wait / 1000),
+      const waiting = outcome.state === "waiting" || outcome.state === "held" ? outcome : undefined;
+      if (waiting && waiting.reason !== lastWaiting)
+        this.log.info(waiting.state === "held" ? "held by the bandwidth timetable" : "waiting", {
+          reason: waiting.reason,
         });
-      } else {
-        failures = 0;
+      lastWaiting = waiting?.reason ?? "";
+      if (outcome.state === "held") {
+        // Nothing is sent until the window opens; then a full scan finds what was written.
+        await this.waitForWork(outcome.until ?? Infinity, Infinity, signal, false);
+        nextScan = 0;
+        continue;
       }
-      if (outcome.state === "waiting" && outcome.reason !== lastWaiting)
-        this.log.info("waiting", { reason: outcome.reason });
-      lastWaiting = outcome.state === "waiting" ? outcome.reason : "";
-      const eventsOn = !!watcher && !watcher.unavailable;
-      const retry = failed || (outcome.state === "synced" && needsRetry(outcome.report));
-      if (!eventsOn || retry) nextScan = Math.min(full ? Infinity : nextScan, Date.now() + wait);
-      else if (full) nextScan = Date.now() + this.settings.rescanSeconds * 1000;
-      // Files left for their quiet period: a scan as soon as the first of them has been quiet.
-      const quietUntil = outcome.state === "synced" ? outcome.report.quietUntil : undefined;
-      if (quietUntil) nextScan = Math.min(nextScan, quietUntil + 100);
-      // Files that retention deletes later: a pass (cheap) when the first of them falls due.
-      const due = this.retention?.paths.reduce((n, p) => Math.min(n, p.nextDue ?? n), Infinity);
-      if (due && due !== Infinity) nextScan = Math.min(nextScan, due + 100);
+      failures = outcome.state === "failed" ? failures + 1 : 0;
+      const wait = this.retryWait(outcome, failures);
+      nextScan = this.nextScanAfter(outcome, full, nextScan, wait);
       if ((await this.waitForWork(nextScan, wait, signal)) === "config") nextScan = 0;
     }
     watcher?.close();
     await this.close();
+  }
+
+  /** How long until a retry: the interval, doubled per failure in a row (up to 5 minutes). */
+  private retryWait(outcome: PassOutcome, failures: number): number {
+    const wait = this.intervalSeconds(this.config.current) * 1000;
+    if (outcome.state !== "failed") return wait;
+    const backoff =
+      Math.min(300_000, wait * 2 ** Math.min(failures - 1, 5)) * (0.8 + Math.random() * 0.4);
+    this.log.error("sync failed; will retry", {
+      reason: outcome.reason,
+      retryInSeconds: Math.round(backoff / 1000),
+    });
+    return backoff;
+  }
+
+  /**
+   * When the next full scan is due: after a failure or an incomplete pass (or without events)
+   * at `wait`; else at the rescan period; sooner for files in their quiet period or due for
+   * retention.
+   */
+  private nextScanAfter(outcome: PassOutcome, full: boolean, nextScan: number, wait: number) {
+    const watcher = this.watcher;
+    const eventsOn = !!watcher && !watcher.unavailable;
+    const failed = outcome.state === "failed";
+    const retry = failed || (outcome.state === "synced" && needsRetry(outcome.report));
+    if (!eventsOn || retry) nextScan = Math.min(full ? Infinity : nextScan, Date.now() + wait);
+    else if (full) nextScan = Date.now() + this.settings.rescanSeconds * 1000;
+    // Files left for their quiet period: a scan as soon as the first of them has been quiet.
+    const quietUntil = outcome.state === "synced" ? outcome.report.quietUntil : undefined;
+    if (quietUntil) nextScan = Math.min(nextScan, quietUntil + 100);
+    // Files that retention deletes later: a pass (cheap) when the first of them falls due.
+    const due = this.retention?.paths.reduce((n, p) => Math.min(n, p.nextDue ?? n), Infinity);
+    if (due && due !== Infinity) nextScan = Math.min(nextScan, due + 100);
+    return nextScan;
   }
 
   /** Logs once how new files are noticed, and again when that changes. */
@@ -429,9 +477,10 @@ export class Agent {
     until: number,
     troubleMs: number,
     signal: AbortSignal,
+    events = true,
   ): Promise<"config" | "other"> {
     const pollMs = this.settings.configPollSeconds * 1000;
-    const watcher = this.watcher;
+    const watcher = events ? this.watcher : undefined;
     const troubleEnd = Date.now() + troubleMs;
     const end = () =>
       this.reportFailed || this.config.problem ? Math.min(until, troubleEnd) : until;

@@ -22,6 +22,7 @@ import { AgentMetrics, serveMetrics } from "./metrics";
 import { lockStateDir, type StateLock } from "./state-lock";
 import { RateLimiter } from "./sync/rate-limit";
 import { filesWaiting } from "./status";
+import { formatBytes } from "./config/quantity";
 
 // The SDK warns on Node 20 that its future releases need Node 22. The agent ships its SDK
 // bundled and pinned, so the warning says nothing to a device operator; keep stderr JSON-only.
@@ -67,16 +68,6 @@ async function source(
     ),
     reporting: { api, device: options.device!, tokenRenewal },
   };
-}
-
-function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
 async function status(options: AgentOptions): Promise<void> {

@@ -27,7 +27,7 @@ export function minutesOf(start: string): number {
   return h * 60 + m;
 }
 
-/** The wall-clock minute of the day (with its seconds as a fraction) at `now` in `timeZone`. */
+/** The wall-clock minute of the day (with its seconds and milliseconds as a fraction) at `now` in `timeZone`. */
 export function localMinutes(now: number, timeZone: string): { minutes: number; day: string } {
   const parts = new Intl.DateTimeFormat("en-CA", {
     timeZone,
@@ -40,7 +40,8 @@ export function localMinutes(now: number, timeZone: string): { minutes: number; 
     second: "2-digit",
   }).formatToParts(new Date(now));
   const get = (type: string) => parts.find(p => p.type === type)?.value ?? "0";
-  const minutes = Number(get("hour")) * 60 + Number(get("minute")) + Number(get("second")) / 60;
+  const seconds = Number(get("second")) + (((now % 1000) + 1000) % 1000) / 1000;
+  const minutes = Number(get("hour")) * 60 + Number(get("minute")) + seconds / 60;
   return { minutes, day: `${get("year")}-${get("month")}-${get("day")}` };
 }
 

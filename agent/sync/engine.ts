@@ -301,7 +301,7 @@ export class DestinationSync {
       while (!(await run.pool.idleWithin(100)) && !stopped(run))
         await this.takeUrgent(run.pool.lowestRunning, run, options);
     await run.pool.drain();
-    if (signal?.aborted) run.report.aborted ??= "stopped";
+    if (signal?.aborted) run.report.aborted ??= stopReason(signal);
     if (run.seen && !run.report.aborted) {
       this.prune(workloads, options.keyPrefix, run);
       if (this.uploads.policy.resume) await this.uploads.abortUnresumable();
@@ -930,6 +930,10 @@ function hashKey(key: string): number {
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
   return h & 0x7fffffff;
 }
+
+/** Why a pass was stopped: a hold of the bandwidth timetable says so; anything else is a stop. */
+const stopReason = (signal: AbortSignal) =>
+  (signal.reason as Error)?.name === "BandwidthHold" ? (signal.reason as Error).message : "stopped";
 
 const stopped = (run: PassRun) => !!run.report.aborted || !!run.signal?.aborted;
 

@@ -29,4 +29,24 @@ test("the bandwidth cap's bucket is a second's worth by default", async () => {
   assert.not.ok(await settledAtOnce(limiter.take(1000)));
 });
 
+test("a taker of a higher priority gets the tokens before lower ones waiting", async () => {
+  const limiter = new RateLimiter(100_000);
+  await limiter.take(100_000); // empty the bucket
+  const order: string[] = [];
+  const low = limiter.take(50_000, undefined, 0).then(() => order.push("low"));
+  await new Promise(resolve => setTimeout(resolve, 5));
+  const high = limiter.take(50_000, undefined, 5).then(() => order.push("high"));
+  await Promise.all([low, high]);
+  assert.equal(order, ["high", "low"]);
+});
+
+test("setRate applies to takers already waiting; no rate lets them go", async () => {
+  const limiter = new RateLimiter(1000);
+  await limiter.take(1000);
+  const waiting = limiter.take(1000_000);
+  limiter.setRate(undefined);
+  await waiting; // would take about 1,000 s at the old rate
+  assert.is(limiter.rate, undefined);
+});
+
 test.run();
