@@ -23,7 +23,9 @@ import {
   type SyncSettings,
 } from "./sync/engine";
 import { DeletionLog } from "./sync/deletion-log";
+import { FailureLog } from "./sync/failure-log";
 import { BandwidthKeeper, type WindowState } from "./bandwidth";
+import { StallWatch } from "./stall";
 import { describeError, type Logger } from "./sync/errors";
 import { IndexStore } from "./sync/index-store";
 import { ChangeWatcher } from "./sync/watcher";
@@ -86,9 +88,13 @@ export class Agent {
   /** What retention did after the last pass (undefined: no data path has retention). */
   private retention?: RetentionReport;
   private readonly deletionLog: DeletionLog;
+  private readonly failureLog: FailureLog;
   /** The bandwidth timetable, applied to the rate limiter; what it said at the last pass. */
   private readonly bandwidth: BandwidthKeeper;
   private window?: WindowState;
+  private readonly stall: StallWatch;
+  /** What the last status was built from (a census or a hold reports again with them). */
+  private lastPass?: { report?: PassReport; problem?: string };
 
   constructor(
     private readonly settings: AgentSettings,
@@ -98,7 +104,13 @@ export class Agent {
   ) {
     this.store = new IndexStore(settings.stateDir);
     this.deletionLog = new DeletionLog(settings.stateDir);
+    this.failureLog = new FailureLog(settings.stateDir);
     this.bandwidth = new BandwidthKeeper(settings.limiter);
+    this.stall = new StallWatch(
+      () => this.config.current,
+      config => this.census(config),
+      () => this.stallChanged(),
+    );
   }
 
   /** Reads the config source; logs what changed or why a new config was refused. */
@@ -219,6 +231,9 @@ export class Agent {
     }
     await this.retainAfter(sync, config, !report.aborted && !signal?.aborted);
     this.logProblems(report);
+    await this.failureLog
+      .update(report.failures)
+      .catch(err => this.log.warn("cannot record failures", { error: describeError(err) }));
     for (const failure of report.failures.slice(0, 20))
       this.log.warn("upload failed; will retry", failure);
     const level =
@@ -247,12 +262,36 @@ export class Agent {
     return { state: "synced", report };
   }
 
+  /** A census changed what status says about waiting files: logged when a stall begins or ends. */
+  private async stallChanged(): Promise<void> {
+    const { stalled } = this.stall.fields;
+    if (stalled !== this.lastStalled) {
+      if (stalled) this.log.warn("uploads stalled", { stalled });
+      else if (this.lastStalled) this.log.info("uploads flow again");
+      this.lastStalled = stalled;
+    }
+    await this.report(this.open?.sync, this.lastPass?.report, this.lastPass?.problem);
+  }
+
+  private lastStalled: string | null = null;
+
+  /** The files waiting, counted by the stall watch; the metric follows. */
+  private async census(config: DeviceConfig) {
+    const sync = this.open?.sync;
+    if (!sync) return undefined;
+    const waiting = await sync.waiting(config.workloads, config.keyPrefix);
+    const age = waiting.oldestChangeMs === undefined ? 0 : Date.now() - waiting.oldestChangeMs;
+    this.settings.metrics?.set("flotta_agent_oldest_waiting_seconds", {}, Math.round(age / 1000));
+    await this.writeTextfile();
+    return waiting;
+  }
+
   /** Uploads wait for the timetable: said in status (and the caller waits). */
   private async held(
     window: Extract<WindowState, { held: true }>,
     sync?: DestinationSync,
   ): Promise<PassOutcome> {
-    await this.report(sync ?? this.open?.sync, undefined);
+    await this.report(sync ?? this.open?.sync, this.lastPass?.report, this.lastPass?.problem);
     return { state: "held", reason: window.description, until: window.until };
   }
 
@@ -302,10 +341,16 @@ export class Agent {
     kind: "scan" | "events",
     started: number,
   ): Promise<void> {
-    const { metrics, metricsTextfile } = this.settings;
+    const { metrics } = this.settings;
     if (!metrics) return;
     metrics.observePass(report, kind, (performance.now() - started) / 1000, sync.state);
-    if (!metricsTextfile) return;
+    await this.writeTextfile();
+  }
+
+  /** The metrics into the textfile, when one is asked for; a failure is logged. */
+  private async writeTextfile(): Promise<void> {
+    const { metrics, metricsTextfile } = this.settings;
+    if (!metrics || !metricsTextfile) return;
     await writeTextfile(metrics, metricsTextfile).catch(err =>
       this.log.warn("cannot write the metrics textfile", {
         file: metricsTextfile,
@@ -340,6 +385,7 @@ export class Agent {
     report: PassReport | undefined,
     problem?: string,
   ): Promise<void> {
+    this.lastPass = { report, problem };
     if (!this.reporting) return;
     const index = sync?.state;
     const status = {
@@ -370,7 +416,11 @@ export class Agent {
       .map(p => p.pressure)
       .filter(p => !!p)
       .join("; ");
-    return { diskPressure: pressure || null, bandwidth: this.window?.description ?? null };
+    return {
+      diskPressure: pressure || null,
+      bandwidth: this.window?.description ?? null,
+      ...this.stall.fields,
+    };
   }
 
   /** How `run` notices new files, for status: "events", or "interval" and why. */
@@ -389,6 +439,7 @@ export class Agent {
       ? new ChangeWatcher({ maxWatches: this.settings.maxWatches, maxPending: 100_000 })
       : undefined;
     this.watcher = watcher;
+    this.stall.start();
     let failures = 0;
     let lastWaiting = "";
     let nextScan = 0;
@@ -417,6 +468,7 @@ export class Agent {
       if ((await this.waitForWork(nextScan, wait, signal)) === "config") nextScan = 0;
     }
     watcher?.close();
+    this.stall.stop();
     await this.close();
   }
 

@@ -2,7 +2,12 @@
  * `flotta-agent`: the entry point bundled into the device tarball. Wires options, config
  * source, logger and agent together; all decisions live in the modules it calls.
  */
-import { join } from "node:path";
+import { realpath, stat } from "node:fs/promises";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { explain, locate } from "./explain";
+import { DeletionLog } from "./sync/deletion-log";
+import { FailureLog } from "./sync/failure-log";
+import { toLocalFile } from "./sync/walk";
 import {
   FileConfigSource,
   SecretConfigSource,
@@ -128,6 +133,43 @@ function printableKey(key: string): string {
   );
 }
 
+/** `explain PATH`: the facts the answer needs, gathered without writing anything. */
+async function explainCommand(options: AgentOptions, log: Logger): Promise<number> {
+  const { source: configSource } = await source(options, log);
+  const holder = new ConfigHolder(configSource);
+  await holder.refresh();
+  const config = holder.current;
+  if (!config) fail(`no usable device config: ${holder.problem ?? "none read"}`, 1);
+  const volumes = await realpath(options.volumesDir).catch(() => resolve(options.volumesDir));
+  const asked = resolve(options.explainPath!);
+  const rel = relative(volumes, asked);
+  if (!rel || rel.startsWith("..") || isAbsolute(rel))
+    fail(`${asked} is not below the volumes dir ${volumes}`, 1);
+  const located = locate(
+    config,
+    rel.split("/").map(s => Buffer.from(s)),
+  );
+  const file = await stat(asked, { bigint: true }).then(
+    s => (s.isFile() ? toLocalFile(Buffer.from(asked), Buffer.from(volumes), "", s) : undefined),
+    () => undefined,
+  );
+  const index =
+    config.storage &&
+    (await new IndexStore(options.stateDir).load(config.storage, true)).index.files;
+  const key = located?.key ?? "";
+  const facts = {
+    config,
+    located,
+    file,
+    entry: index?.get(key),
+    deletion: await new DeletionLog(options.stateDir).find(key),
+    failure: (await new FailureLog(options.stateDir).read()).get(key),
+    now: Date.now(),
+  };
+  process.stdout.write(`${printableKey(asked)}: ${explain(facts)}\n`);
+  return 0;
+}
+
 /** The metrics, when asked for; served at --metrics-address (a port in use ends the process). */
 async function startMetrics(options: AgentOptions, log: Logger): Promise<AgentMetrics | undefined> {
   if (!options.metricsAddress && !options.metricsTextfile) return undefined;
@@ -228,6 +270,7 @@ async function main(): Promise<void> {
   if (options.command === "status") return status(options);
 
   const log = createLogger(options.logLevel);
+  if (options.command === "explain") process.exit(await explainCommand(options, log));
   const { source: configSource, reporting } = await source(options, log);
   const lock = await takeStateDir(options, log);
   const signal = stopOnSignals(log);

@@ -15,6 +15,10 @@ Commands:
     --files            with it: every file confirmed in the bucket (key, size, MD5 or
                        multipart ETag, when confirmed), one per line, tab-separated
     --since TIME       with --files: only files confirmed at or after TIME (ISO 8601)
+  explain PATH         why a file is or is not in the bucket: excluded by a glob, quiet until a
+                       time, held by the bandwidth timetable, failed with an error, uploaded
+                       (when, as which key) or deleted by retention (when); reads the config and
+                       the state dir, changes nothing
 
 Config source (one of):
   --config FILE                      a device config JSON file (re-read when it changes)
@@ -48,7 +52,7 @@ Options:
 
 Memory stays below about concurrency x part size + 2 x (queue size + 1) x part size.`;
 
-export type Command = "run" | "sync" | "status" | "help" | "version";
+export type Command = "run" | "sync" | "status" | "explain" | "help" | "version";
 
 export interface AgentOptions {
   command: Command;
@@ -72,6 +76,8 @@ export interface AgentOptions {
   /** status: list the files, confirmed at or after `since` (ms) when set. */
   files?: boolean;
   since?: number;
+  /** explain: the file asked about. */
+  explainPath?: string;
 }
 
 export type ParsedOptions = { ok: true; options: AgentOptions } | { ok: false; error: string };
@@ -143,24 +149,28 @@ export function parseOptions(argv: string[]): ParsedOptions {
   const { values, positionals } = parsed;
   if (values.help) return { ok: true, options: defaults("help") };
   if (values.version) return { ok: true, options: defaults("version") };
+  const explainPath = positionals[0] === "explain" ? positionals.splice(1, 1)[0] : undefined;
+  if (positionals[0] === "explain" && explainPath === undefined)
+    return { ok: false, error: "explain needs the PATH of a file" };
   if (positionals.length !== 1) {
     return {
       ok: false,
       error: positionals.length
         ? `one command expected, got "${positionals.join(" ")}"`
-        : "a command is needed: run, sync --once or status",
+        : "a command is needed: run, sync --once, status or explain PATH",
     };
   }
   const command = positionals[0];
-  if (command !== "run" && command !== "sync" && command !== "status") {
-    return { ok: false, error: `unknown command "${command}" (run, sync --once, status)` };
+  if (!["run", "sync", "status", "explain"].includes(command)) {
+    return { ok: false, error: `unknown command "${command}" (run, sync --once, status, explain)` };
   }
   if (values.once && command !== "sync") return { ok: false, error: "--once goes with sync" };
   if (values.files && command !== "status") return { ok: false, error: "--files goes with status" };
   if (values.since !== undefined && !values.files)
     return { ok: false, error: "--since goes with status --files" };
 
-  const options = defaults(command);
+  const options = defaults(command as Command);
+  if (explainPath !== undefined) options.explainPath = explainPath;
   const numbers: [keyof AgentOptions, string, number, number, number][] = [
     ["intervalSeconds", "interval", 1, 86400, 1],
     ["rescanSeconds", "rescan", 1, 86400, 1],

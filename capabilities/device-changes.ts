@@ -1,8 +1,9 @@
 /**
  * Which devices a change concerns, from the object before and after it (the cluster cache's
  * events). Only a change in what the module reads from a device reconciles it: its spec (the
- * generation), its labels, its deletion. The agent's status patches and the module's own status
- * writes change none of these. A workload change reconciles the devices it selects before or
+ * generation), its labels, its deletion, and the two facts the agent reports that conditions
+ * follow (disk pressure, a stall). The agent's other status fields (times, counts) and the
+ * module's own status writes change none of these. A workload change reconciles the devices it selects before or
  * after the edit, and no other. Pure.
  */
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
@@ -17,12 +18,21 @@ export interface DeviceMeta {
     labels?: Record<string, string>;
     deletionTimestamp?: unknown;
   };
+  status?: { dataUpload?: { diskPressure?: string | null; stalled?: string | null } };
 }
 
 const signature = (device: DeviceMeta) => {
   const meta = device.metadata ?? {};
   const labels = Object.entries(meta.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
-  return JSON.stringify([meta.generation, labels, !!meta.deletionTimestamp]);
+  // What the agent reports that a condition follows (DiskPressure, UploadStalled).
+  const agent = device.status?.dataUpload;
+  return JSON.stringify([
+    meta.generation,
+    labels,
+    !!meta.deletionTimestamp,
+    agent?.diskPressure ?? null,
+    agent?.stalled ?? null,
+  ]);
 };
 
 /** True when a device appears or goes, and when what the module reads from it changed. */

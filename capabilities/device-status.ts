@@ -39,6 +39,19 @@ export interface Findings {
   shared: { sharing: boolean; colliding: number; collisions: Collision[] };
   configSecret: string;
   obcName?: string;
+  /** What the device's agent reports that conditions follow (its status.dataUpload). */
+  agent: AgentFindings;
+}
+
+export interface AgentFindings {
+  /** The agent has reported a status at all. */
+  reporting: boolean;
+  /** A data path of the device's config has a size cap (retention.maxSize). */
+  capped: boolean;
+  /** spec.dataUpload.stallAfterSeconds. */
+  stallAfterSeconds?: number;
+  diskPressure?: string;
+  stalled?: string;
 }
 
 export interface ModuleStatusFields {
@@ -152,11 +165,51 @@ function collisionCondition(s: Findings["shared"]): ConditionInput | undefined {
   };
 }
 
+/** Present while a data path has a size cap: True while the agent reports the cap exceeded. */
+function diskPressureCondition(a: AgentFindings): ConditionInput | undefined {
+  if (!a.capped) return undefined;
+  if (!a.reporting) return notReported("DiskPressure");
+  if (a.diskPressure)
+    return { type: "DiskPressure", status: "True", reason: "OverCap", message: a.diskPressure };
+  return {
+    type: "DiskPressure",
+    status: "False",
+    reason: "WithinCap",
+    message: "Every data path with a size cap is within it",
+  };
+}
+
+/** Present while spec.dataUpload.stallAfterSeconds is set: True while a file waits longer. */
+function stallCondition(a: AgentFindings): ConditionInput | undefined {
+  if (!a.stallAfterSeconds) return undefined;
+  if (!a.reporting) return notReported("UploadStalled");
+  if (a.stalled)
+    return { type: "UploadStalled", status: "True", reason: "FilesWaiting", message: a.stalled };
+  return {
+    type: "UploadStalled",
+    status: "False",
+    reason: "Flowing",
+    message: `No file has waited longer than ${a.stallAfterSeconds} s`,
+  };
+}
+
+const notReported = (type: string): ConditionInput => ({
+  type,
+  status: "Unknown",
+  reason: "AgentNotReporting",
+  message: "The device's agent has not reported a status yet",
+});
+
 export function deviceConditions(f: Findings): ConditionInput[] {
   const conditions = [ready(f)];
   if (f.invalid.length) conditions.push(invalidWorkloads(f.invalid));
-  for (const c of [keyPrefixCondition(f.keyPrefix), collisionCondition(f.shared)])
-    if (c) conditions.push(c);
+  const more = [
+    keyPrefixCondition(f.keyPrefix),
+    collisionCondition(f.shared),
+    diskPressureCondition(f.agent),
+    stallCondition(f.agent),
+  ];
+  for (const c of more) if (c) conditions.push(c);
   const obc = f.resolution.obc;
   if (obc)
     conditions.push({
@@ -213,10 +266,12 @@ export function deviceEvents(
   ) {
     events.push({ type: "Warning", reason: isReady.reason, message: isReady.message });
   }
-  const collides = now.conditions.find(c => c.type === "KeysCollide");
-  const collided = old.conditions?.find(c => c.type === "KeysCollide");
-  if (collides?.status === "True" && collided?.status !== "True")
-    events.push({ type: "Warning", reason: collides.reason, message: collides.message });
+  for (const type of ["KeysCollide", "DiskPressure", "UploadStalled"]) {
+    const is = now.conditions.find(c => c.type === type);
+    const was = old.conditions?.find(c => c.type === type);
+    if (is?.status === "True" && was?.status !== "True")
+      events.push({ type: "Warning", reason: is.reason, message: is.message });
+  }
   return events;
 }
 

@@ -33,6 +33,7 @@ import {
   workloadEvents,
   type EventInput,
   type Findings,
+  type AgentFindings,
 } from "./device-status";
 import { EdgeDevice } from "./generated/edgedevice-v1alpha1";
 import { ObjectBucketClaim } from "./generated/objectbucketclaim-v1alpha1";
@@ -287,6 +288,18 @@ function shareBucket(key: string, config: DeviceConfig, ctx: ReconcileContext) {
   return shared;
 }
 
+/** What the agent reports that the device's conditions follow. */
+function agentFindings(device: EdgeDevice, config: DeviceConfig): AgentFindings {
+  const reported = device.status?.dataUpload;
+  return {
+    reporting: !!reported,
+    capped: config.workloads.some(w => w.paths.some(p => p.retention?.maxBytes !== undefined)),
+    stallAfterSeconds: config.stallAfterSeconds,
+    diskPressure: reported?.diskPressure || undefined,
+    stalled: reported?.stalled || undefined,
+  };
+}
+
 /** The module's status fields and Events, written only when they changed. */
 async function writeStatus(
   device: EdgeDevice,
@@ -383,6 +396,7 @@ export async function reconcileDevice(
       shared: shareBucket(key, config, ctx),
       configSecret: current.name,
       obcName,
+      agent: agentFindings(device, config),
     },
     ctx,
   );

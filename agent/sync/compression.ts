@@ -33,7 +33,6 @@ import {
 } from "./transfer";
 import type { LocalFile } from "./walk";
 
-export const COMPRESSED_SUFFIX = ".gz";
 export const META_SIZE = "flotta-uncompressed-size";
 export const META_MD5 = "flotta-uncompressed-md5";
 

@@ -25,10 +25,11 @@ import { pathFilter, changedAtMs, stillQuieting, type PathFilter } from "./filte
 import type { DestinationIndex, IndexEntry, IndexStore } from "./index-store";
 import type { Deletion } from "./deletion-log";
 import { sweep, type PathRetention, type RetentionContext } from "./retention";
+import { census, type Waiting } from "./census";
 import { OpenUploads } from "./open-uploads";
-import { compressedObjectOf, sendCompressed, COMPRESSED_SUFFIX } from "./compression";
+import { compressedObjectOf, sendCompressed } from "./compression";
 import type { PathBytes } from "./confined";
-import { normalizeTarget, prefixedTarget, targetPrefix } from "./keys";
+import { MAX_KEY_BYTES, normalizeTarget, pathKeys, prefixedTarget, targetPrefix } from "./keys";
 import { describeError, isDestinationError, type Logger } from "./errors";
 import type { RateLimiter } from "./rate-limit";
 import { Semaphore, TaskPool } from "./semaphore";
@@ -332,8 +333,7 @@ export class DestinationSync {
       const target: PathRun = {
         workload,
         sourcePath: source ? join(workload, source) : workload,
-        prefix: targetPrefix(prefixedTarget(options.keyPrefix, path.target)),
-        suffix: keySuffix(path),
+        ...pathKeys(options.keyPrefix, path),
         dataPath: path,
         priority: path.priority ?? 0,
         filter: pathFilter(path),
@@ -755,8 +755,7 @@ export class DestinationSync {
           workload: workload.name,
           source: source || ".",
           sourcePath: source ? join(workload.name, source) : workload.name,
-          prefix: targetPrefix(prefixedTarget(keyPrefix, path.target)),
-          suffix: keySuffix(path),
+          ...pathKeys(keyPrefix, path),
           retention: path.retention,
           wanted: pathFilter(path).wanted,
         };
@@ -772,6 +771,11 @@ export class DestinationSync {
       }
     if (report.deletions.length) await this.persist().catch(err => this.stateProblemFrom(err));
     return report;
+  }
+
+  /** The files waiting now (census.ts). */
+  waiting(workloads: WorkloadPaths[], keyPrefix: string | undefined): Promise<Waiting> {
+    return census(this.settings.volumesDir, workloads, keyPrefix, this.index.files);
   }
 
   /** True when the object of `key` is in the bucket with the size and ETag the index recorded. */
@@ -823,9 +827,6 @@ type Hasher = (partSize?: number) => Promise<FileHashes>;
 /** The longest the producer works before it lets other work run (see offer). */
 const YIELD_AFTER_MS = 10;
 
-/** S3 refuses longer object keys (KeyTooLongError); some compatible servers do not. */
-const MAX_KEY_BYTES = 1024;
-
 interface FileItem {
   /** Gzip the file into its object (compression.ts). */
   compressed: boolean;
@@ -876,9 +877,6 @@ export interface ChangedEntry {
 
 /** Changed entries by data path (see pathId). */
 export type Changes = Map<string, ChangedEntry[]>;
-
-/** What a data path's keys end with: `.gz` when it is compressed. */
-export const keySuffix = (path: DataPath) => (path.compression === "gzip" ? COMPRESSED_SUFFIX : "");
 
 /** Names one data path of one workload. */
 export const pathId = (workload: string, source: string) => `${workload}\0${source}`;

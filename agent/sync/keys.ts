@@ -39,3 +39,20 @@ export function parentPaths(path: string): string[] {
     out.push(path.slice(0, at));
   return out;
 }
+
+/** What the keys of a compressed data path end with (see compression.ts). */
+export const COMPRESSED_SUFFIX = ".gz";
+
+/** S3 refuses longer object keys (KeyTooLongError); some compatible servers do not. */
+export const MAX_KEY_BYTES = 1024;
+
+/** Where a data path's files land: keys are `prefix + relative path + suffix`. */
+export function pathKeys(
+  keyPrefix: string | undefined,
+  path: { target: string; compression?: string },
+): { prefix: string; suffix: string } {
+  return {
+    prefix: targetPrefix(prefixedTarget(keyPrefix, path.target)),
+    suffix: path.compression === "gzip" ? COMPRESSED_SUFFIX : "",
+  };
+}

@@ -25,6 +25,7 @@ const findings = (more: Partial<Findings> = {}): Findings => ({
   keyPrefix: { prefix: "" },
   shared: { sharing: false, colliding: 0, collisions: [] },
   configSecret: "cam-data-upload",
+  agent: { reporting: true, capped: false },
   ...more,
 });
 const byType = (f: Findings) => new Map(deviceConditions(f).map(c => [c.type, c]));
@@ -91,6 +92,46 @@ test("a Warning Event when keys start to collide, not again while they do", () =
     ],
   );
   assert.equal(deviceEvents(now, now), []);
+});
+
+test("DiskPressure: present with a size cap; True while the agent reports the cap exceeded", () => {
+  assert.not.ok(byType(findings()).has("DiskPressure"));
+  const agent = { reporting: true, capped: true };
+  const within = byType(findings({ agent })).get("DiskPressure");
+  assert.equal([within?.status, within?.reason], ["False", "WithinCap"]);
+  const over = byType(
+    findings({ agent: { ...agent, diskPressure: "cam/data: 120 MiB over 100" } }),
+  );
+  assert.equal(
+    [over.get("DiskPressure")?.status, over.get("DiskPressure")?.message],
+    ["True", "cam/data: 120 MiB over 100"],
+  );
+  const silent = byType(findings({ agent: { ...agent, reporting: false } })).get("DiskPressure");
+  assert.equal([silent?.status, silent?.reason], ["Unknown", "AgentNotReporting"]);
+});
+
+test("UploadStalled: present with a threshold; True with a Warning when a file waits too long", () => {
+  assert.not.ok(byType(findings()).has("UploadStalled"));
+  const agent = { reporting: true, capped: false, stallAfterSeconds: 60 };
+  const flowing = byType(findings({ agent })).get("UploadStalled");
+  assert.equal(
+    [flowing?.status, flowing?.message],
+    ["False", "No file has waited longer than 60 s"],
+  );
+  const now = "2026-12-06T00:00:00Z";
+  const before = moduleStatus(findings({ agent }), {}, 1, now);
+  const after = moduleStatus(
+    findings({ agent: { ...agent, stalled: "oldest at 10:00" } }),
+    before,
+    1,
+    now,
+  );
+  assert.equal(after.conditions.find(c => c.type === "UploadStalled")?.status, "True");
+  assert.equal(
+    deviceEvents(before, after).map(e => [e.type, e.reason]),
+    [["Warning", "FilesWaiting"]],
+  );
+  assert.equal(deviceEvents(after, after), []);
 });
 
 test.run();

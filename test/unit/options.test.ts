@@ -83,6 +83,8 @@ test("bad input gets one clear line", () => {
   assert.match(error(["run", "--config", "c", "--bogus"]), /^Unknown option '--bogus'$/);
   assert.match(error([]), /a command is needed/);
   assert.match(error(["upload"]), /unknown command "upload"/);
+  assert.match(error(["explain", "--config", "c"]), /explain needs the PATH of a file/);
+  assert.match(error(["explain", "a", "b", "--config", "c"]), /one command expected/);
   assert.match(error(["run"]), /a config source is needed/);
   assert.match(
     error(["run", "--config", "c", "--kubeconfig", "k", "--device", "a/b"]),
@@ -143,6 +145,16 @@ test("rates", () => {
   assert.is(parseRate("2GB/s"), 2 * 1024 ** 3);
   assert.is(parseRate("0"), undefined);
   assert.is(parseRate("x"), undefined);
+});
+
+test("explain takes the path of one file and a config source", () => {
+  const parsed = parseOptions(["explain", "/v/cam/data/a.csv", "--config", "c.json"]);
+  assert.ok(parsed.ok);
+  if (parsed.ok)
+    assert.equal(
+      [parsed.options.command, parsed.options.explainPath],
+      ["explain", "/v/cam/data/a.csv"],
+    );
 });
 
 test.run();
