@@ -96,10 +96,19 @@ const whole = <T>(obj: KubeObject): T =>
     metadata: { ...obj.metadata, managedFields: undefined, annotations: undefined },
   }) as T;
 
-/** A device without the agent's status.dataUpload (per-workload figures the module never reads). */
+/**
+ * A device with only what conditions follow of the agent's status.dataUpload (that it reports,
+ * disk pressure, a stall): not the per-workload figures the module never reads.
+ */
 const device = (obj: KubeObject): EdgeDevice => {
   const d = whole<EdgeDevice>(obj);
-  return d.status ? { ...d, status: { ...d.status, dataUpload: undefined } } : d;
+  const reported = d.status?.dataUpload;
+  if (!d.status) return d;
+  const dataUpload = reported && {
+    ...(reported.diskPressure ? { diskPressure: reported.diskPressure } : {}),
+    ...(reported.stalled ? { stalled: reported.stalled } : {}),
+  };
+  return { ...d, status: { ...d.status, dataUpload } };
 };
 
 /** Keys by namespace, for "the devices (or workloads) in this namespace". */

@@ -1,8 +1,8 @@
 /**
  * Which devices a change concerns, from the object before and after it (the cluster cache's
  * events). Only a change in what the module reads from a device reconciles it: its spec (the
- * generation), its labels, its deletion, and the two facts the agent reports that conditions
- * follow (disk pressure, a stall). The agent's other status fields (times, counts) and the
+ * generation), its labels, its deletion, and what the agent reports that conditions follow
+ * (that it reports at all, disk pressure, a stall). The agent's other status fields (times, counts) and the
  * module's own status writes change none of these. A workload change reconciles the devices it selects before or
  * after the edit, and no other. Pure.
  */
@@ -18,7 +18,7 @@ export interface DeviceMeta {
     labels?: Record<string, string>;
     deletionTimestamp?: unknown;
   };
-  status?: { dataUpload?: { diskPressure?: string | null; stalled?: string | null } };
+  status?: { dataUpload?: { diskPressure?: string | null; stalled?: string | null } | null };
 }
 
 const signature = (device: DeviceMeta) => {
@@ -30,6 +30,7 @@ const signature = (device: DeviceMeta) => {
     meta.generation,
     labels,
     !!meta.deletionTimestamp,
+    !!agent,
     agent?.diskPressure ?? null,
     agent?.stalled ?? null,
   ]);

@@ -106,6 +106,44 @@ spec:
 `);
   assert.match(prefix, /spec\.storage\.keyPrefix: Invalid value/);
   assert.match(prefix, /spec\.dataUpload\.abortUploadsAfterHours: Invalid value/);
+
+  const timetable = applyRejected(`
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeDevice
+metadata: { name: bad-timetable }
+spec:
+  dataUpload:
+    stallAfterSeconds: 5
+    bandwidth:
+      timeZone: Mars/Olympus
+      jitterSeconds: 3601
+      schedule:
+        - { start: "08:00", rate: 1Mi }
+        - { start: "08:00", rate: "off" }
+        - { start: "24:00", rate: fast }
+`);
+  for (const field of [
+    /spec\.dataUpload\.stallAfterSeconds: Invalid value/,
+    /spec\.dataUpload\.bandwidth\.timeZone: Invalid value: .*unknown time zone Mars\/Olympus/,
+    /spec\.dataUpload\.bandwidth\.jitterSeconds: Invalid value/,
+    /spec\.dataUpload\.bandwidth\.schedule\[1\]: Duplicate value/,
+    /spec\.dataUpload\.bandwidth\.schedule\[2\]\.start: Invalid value: "24:00"/,
+    /spec\.dataUpload\.bandwidth\.schedule\[2\]\.rate: Invalid value: "fast"/,
+  ])
+    assert.match(timetable, field);
+  kubectlOk(["apply", "-n", ns, "-f", "-"], {
+    input: `
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeDevice
+metadata: { name: good-timetable }
+spec:
+  dataUpload:
+    stallAfterSeconds: 600
+    bandwidth:
+      timeZone: Europe/Paris
+      schedule: [{ start: "08:00", rate: 512Ki }, { start: "19:00", rate: unlimited }, { start: "23:00", rate: "off" }]
+`,
+  });
 });
 
 test("an EdgeWorkload that breaks the schema is refused with the field named", () => {
@@ -151,6 +189,41 @@ spec:
 `);
   assert.match(badFilters, /spec\.data\.paths\[0\]\.include\[0\]/);
   assert.match(badFilters, /spec\.data\.paths\[0\]\.quietSeconds/);
+
+  const badUpload = applyRejected(`
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeWorkload
+metadata: { name: bad-upload }
+spec:
+  type: pod
+  data:
+    paths:
+      - { source: s, target: t, priority: 1001, order: Random, compression: zip, retention: { maxSize: 10MB } }
+      - { source: v, target: v, retention: { deleteAfterUpload: true, deleteAfterSeconds: -1 } }
+`);
+  for (const field of [
+    /spec\.data\.paths\[0\]\.priority: Invalid value/,
+    /spec\.data\.paths\[0\]\.order: Unsupported value: "Random"/,
+    /spec\.data\.paths\[0\]\.compression: Unsupported value: "zip"/,
+    /spec\.data\.paths\[0\]\.retention\.maxSize: Invalid value: "10MB"/,
+    /spec\.data\.paths\[1\]\.retention\.deleteAfterSeconds: Invalid value/,
+  ])
+    assert.match(badUpload, field);
+  // The API server checks CEL rules only once the types are right: on their own.
+  const noRetention = applyRejected(`
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeWorkload
+metadata: { name: no-retention }
+spec:
+  type: pod
+  data:
+    paths:
+      - { source: u, target: u, retention: { deleteAfterUpload: false } }
+`);
+  assert.match(
+    noRetention,
+    /spec\.data\.paths\[0\]\.retention: Invalid value: .*needs deleteAfterUpload: true or maxSize/,
+  );
 });
 
 test("the seed's os-stats EdgeWorkload is accepted as written", () => {

@@ -105,4 +105,62 @@ test("a path the agent would refuse is never written", () => {
   );
 });
 
+test("upload options: spec fields become config fields (quantities in bytes, off as 0)", () => {
+  const config = assembleDeviceConfig(
+    device,
+    storage,
+    [
+      wl("cam", {
+        device: "cam-1",
+        data: {
+          paths: [
+            {
+              source: "s",
+              target: "t",
+              priority: 5,
+              order: "OldestFirst",
+              compression: "gzip",
+              retention: { deleteAfterUpload: true, deleteAfterSeconds: 60, maxSize: "100Mi" },
+            },
+            { source: "n", target: "n", order: "NewestFirst", compression: "none" },
+          ],
+        },
+      }),
+    ],
+    {
+      keyPrefix: "",
+      stallAfterSeconds: 600,
+      bandwidth: {
+        timeZone: "Europe/Paris",
+        schedule: [
+          { start: "23:00", rate: "off" },
+          { start: "08:00", rate: "512Ki" },
+          { start: "19:00", rate: "unlimited" },
+        ],
+      },
+    },
+  );
+  assert.equal(config.workloads[0].paths, [
+    {
+      source: "s",
+      target: "t",
+      priority: 5,
+      order: "oldest-first",
+      compression: "gzip",
+      retention: { deleteAfterUpload: true, deleteAfterSeconds: 60, maxBytes: 100 * 1024 * 1024 },
+    },
+    { source: "n", target: "n", order: "newest-first" },
+  ]);
+  assert.equal(config.bandwidth, {
+    timeZone: "Europe/Paris",
+    jitterSeconds: 300,
+    windows: [
+      { start: "08:00", bytesPerSecond: 524288 },
+      { start: "19:00" },
+      { start: "23:00", bytesPerSecond: 0 },
+    ],
+  });
+  assert.is(config.stallAfterSeconds, 600);
+});
+
 test.run();

@@ -23,13 +23,24 @@ const device = (
   status,
 });
 
-test("appearing, going, spec and label changes, deletion count; status changes do not", () => {
+test("appearing, going, spec and label changes, deletion count; other status changes do not", () => {
   assert.ok(deviceNeedsReconcile(undefined, device(1)), "first sight");
   assert.ok(deviceNeedsReconcile(device(1), undefined), "gone");
   assert.not.ok(
-    deviceNeedsReconcile(device(1), device(1, {}, { dataUpload: { filesSent: 3 } })),
+    deviceNeedsReconcile(
+      device(1, {}, { dataUpload: { filesSent: 2 } }),
+      device(1, {}, { dataUpload: { filesSent: 3 } }),
+    ),
     "status only",
   );
+  // What conditions follow: the agent's first report, disk pressure, a stall (and their end).
+  assert.ok(
+    deviceNeedsReconcile(device(1), device(1, {}, { dataUpload: { filesSent: 3 } })),
+    "first report",
+  );
+  const reported = (more: object) => device(1, {}, { dataUpload: { filesSent: 3, ...more } });
+  assert.ok(deviceNeedsReconcile(reported({}), reported({ diskPressure: "over" })), "pressure");
+  assert.ok(deviceNeedsReconcile(reported({ stalled: "late" }), reported({})), "stall over");
   assert.ok(deviceNeedsReconcile(device(1), device(2)), "spec (generation)");
   assert.ok(deviceNeedsReconcile(device(2), device(2, { site: "north" })), "a label");
   assert.ok(
