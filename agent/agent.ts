@@ -230,32 +230,7 @@ export class Agent {
       if (this.window.held) return this.held(this.window, sync);
     }
     await this.retainAfter(sync, config, !report.aborted && !signal?.aborted);
-    this.logProblems(report);
-    await this.failureLog
-      .update(report.failures)
-      .catch(err => this.log.warn("cannot record failures", { error: describeError(err) }));
-    for (const failure of report.failures.slice(0, 20))
-      this.log.warn("upload failed; will retry", failure);
-    const level =
-      report.filesSent || report.failures.length || report.adopted || report.pruned
-        ? "info"
-        : "debug";
-    this.log[level]("sync pass done", {
-      bucket: storage.bucket,
-      kind: changes ? "events" : "scan",
-      seen: report.filesSeen,
-      sent: report.filesSent,
-      bytes: report.bytesSent,
-      ...(report.bytesReused ? { resumedBytes: report.bytesReused } : {}),
-      ...(report.quiet ? { quiet: report.quiet } : {}),
-      adopted: report.adopted,
-      unchangedTouched: report.refreshed,
-      changedDuringUpload: report.changedDuringUpload,
-      failed: report.failures.length,
-      skipped: report.skipped.length,
-      pruned: report.pruned,
-      listed: report.listedPrefixes,
-    });
+    await this.logPass(report, storage.bucket, changes ? "events" : "scan");
     await this.report(sync, report);
     await this.count(sync, report, changes ? "events" : "scan", started);
     if (report.aborted) return { state: "failed", reason: report.aborted };
@@ -284,6 +259,36 @@ export class Agent {
     this.settings.metrics?.set("flotta_agent_oldest_waiting_seconds", {}, Math.round(age / 1000));
     await this.writeTextfile();
     return waiting;
+  }
+
+  /** What a pass did, in the log; its failures in the failure record (for explain). */
+  private async logPass(report: PassReport, bucket: string, kind: "scan" | "events") {
+    this.logProblems(report);
+    await this.failureLog
+      .update(report.failures)
+      .catch(err => this.log.warn("cannot record failures", { error: describeError(err) }));
+    for (const failure of report.failures.slice(0, 20))
+      this.log.warn("upload failed; will retry", failure);
+    const level =
+      report.filesSent || report.failures.length || report.adopted || report.pruned
+        ? "info"
+        : "debug";
+    this.log[level]("sync pass done", {
+      bucket,
+      kind,
+      seen: report.filesSeen,
+      sent: report.filesSent,
+      bytes: report.bytesSent,
+      ...(report.bytesReused ? { resumedBytes: report.bytesReused } : {}),
+      ...(report.quiet ? { quiet: report.quiet } : {}),
+      adopted: report.adopted,
+      unchangedTouched: report.refreshed,
+      changedDuringUpload: report.changedDuringUpload,
+      failed: report.failures.length,
+      skipped: report.skipped.length,
+      pruned: report.pruned,
+      listed: report.listedPrefixes,
+    });
   }
 
   /** Uploads wait for the timetable: said in status (and the caller waits). */
@@ -457,8 +462,10 @@ export class Agent {
         });
       lastWaiting = waiting?.reason ?? "";
       if (outcome.state === "held") {
-        // Nothing is sent until the window opens; then a full scan finds what was written.
-        await this.waitForWork(outcome.until ?? Infinity, Infinity, signal, false);
+        // Nothing is sent until the window opens; then a full scan finds what was written. At
+        // least hourly a look (token renewal, config, status heartbeat) meanwhile.
+        const until = Math.min(outcome.until ?? Infinity, Date.now() + 3_600_000);
+        await this.waitForWork(until, Infinity, signal, false);
         nextScan = 0;
         continue;
       }
