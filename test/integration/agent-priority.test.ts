@@ -86,6 +86,7 @@ test("10 high-priority files written after 100 low-priority ones are all in befo
   const lowAfter = puts.slice(lastHigh + 1).filter(r => r.key.startsWith("low/")).length;
   assert.ok(lastHigh < lastLow, "the last high file went in before the last low one");
   assert.ok(lowAfter >= 20, `low files left when the high ones were in: ${lowAfter}`);
+  process.stdout.write(`\n  priority: ${lowAfter} of 100 low files went after the last high one\n`);
 });
 
 test("a high-priority file overtakes a large low-priority upload under way within one part", async () => {
@@ -117,6 +118,9 @@ test("a high-priority file overtakes a large low-priority upload under way withi
   assert.ok(
     partsBetween <= 1,
     `parts of the large file sent before the high file: ${partsBetween}`,
+  );
+  process.stdout.write(
+    `  priority: ${partsBetween} part(s) of the large file went before the high file\n`,
   );
   assert.not.ok(
     log.slice(0, highAt).some(r => r.op === "s3_CompleteMultipartUpload"),

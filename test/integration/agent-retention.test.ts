@@ -145,6 +145,9 @@ test("a cap: 300 MB written into a 100 MB cap never holds more than the cap and 
   polling = false;
   await poll;
   assert.ok(most <= CAP + FILE, `the folder held ${most} bytes, over ${CAP} + one file`);
+  process.stdout.write(
+    `\n  retention: the folder peaked at ${(most / 2 ** 20).toFixed(1)} MiB (cap 100 MiB, files of 10 MiB)\n`,
+  );
   const left = await names(source());
   assert.ok(left.length >= 9 && left.length <= 10, `kept the newest: ${left}`);
   assert.equal(left, [...written.keys()].slice(-left.length), "the oldest went first");

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   emptyIndex,
+  FileIndex,
   IndexStore,
   type DestinationIndex,
   type IndexEntry,
@@ -260,6 +261,26 @@ test("a version 1 index is read, then replaced by a snapshot", async () => {
   await store.save(loaded.index);
   assert.equal(await readdir(dir), [store.pathOf(destination).split("/").pop()]);
   assert.equal(filesOf((await store.load(destination)).index), filesOf(loaded.index));
+});
+
+test("an entry keeps the object's size and ETag when they are not the file's (compressed)", () => {
+  const files = new FileIndex();
+  const entry = {
+    workload: "cam",
+    size: 1000,
+    mtimeNs: "a",
+    ctimeNs: "b",
+    ino: "c",
+    md5: "0123456789abcdef0123456789abcdef",
+    stored: { size: 321, etag: "fedcba9876543210fedcba9876543210-2" },
+    sentAt: "2026-12-06T10:00:00.000Z",
+  };
+  files.set("out/a.csv.gz", entry);
+  assert.equal(files.get("out/a.csv.gz"), entry);
+  const plain = { ...entry, stored: undefined };
+  files.set("out/b.csv", plain);
+  assert.equal(files.get("out/b.csv")?.stored, undefined);
+  assert.is(files.get("out/b.csv")?.md5, entry.md5);
 });
 
 test.run();
