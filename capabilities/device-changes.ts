@@ -2,12 +2,13 @@
  * Which devices a change concerns, from the object before and after it (the cluster cache's
  * events). Only a change in what the module reads from a device reconciles it: its spec (the
  * generation), its labels, its deletion, and what the agent reports that conditions follow
- * (that it reports at all, disk pressure, a stall). The agent's other status fields (times, counts) and the
+ * (disk pressure, a stall; and its first report, while a condition waits for one). The agent's other status fields (times, counts) and the
  * module's own status writes change none of these. A workload change reconciles the devices it selects before or
  * after the edit, and no other. Pure.
  */
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import { DEVICE_ANNOTATION, DEVICE_LABEL } from "./device-resources";
+import { AGENT_NOT_REPORTING } from "./device-status";
 import { workloadSelects } from "./selector";
 
 export interface DeviceMeta {
@@ -18,19 +19,24 @@ export interface DeviceMeta {
     labels?: Record<string, string>;
     deletionTimestamp?: unknown;
   };
-  status?: { dataUpload?: { diskPressure?: string | null; stalled?: string | null } | null };
+  status?: {
+    conditions?: { reason?: string }[];
+    dataUpload?: { diskPressure?: string | null; stalled?: string | null } | null;
+  };
 }
 
 const signature = (device: DeviceMeta) => {
   const meta = device.metadata ?? {};
   const labels = Object.entries(meta.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
-  // What the agent reports that a condition follows (DiskPressure, UploadStalled).
+  // What the agent reports that a condition follows (DiskPressure, UploadStalled); its first
+  // report only while a condition waits for it (so other devices' first reports cost nothing).
   const agent = device.status?.dataUpload;
+  const waiting = device.status?.conditions?.some(c => c.reason === AGENT_NOT_REPORTING);
   return JSON.stringify([
     meta.generation,
     labels,
     !!meta.deletionTimestamp,
-    !!agent,
+    waiting ? !!agent : null,
     agent?.diskPressure ?? null,
     agent?.stalled ?? null,
   ]);

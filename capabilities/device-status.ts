@@ -193,10 +193,13 @@ function stallCondition(a: AgentFindings): ConditionInput | undefined {
   };
 }
 
+/** The reason of a condition that waits for the agent's first report (see device-changes.ts). */
+export const AGENT_NOT_REPORTING = "AgentNotReporting";
+
 const notReported = (type: string): ConditionInput => ({
   type,
   status: "Unknown",
-  reason: "AgentNotReporting",
+  reason: AGENT_NOT_REPORTING,
   message: "The device's agent has not reported a status yet",
 });
 

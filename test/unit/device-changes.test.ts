@@ -33,10 +33,19 @@ test("appearing, going, spec and label changes, deletion count; other status cha
     ),
     "status only",
   );
-  // What conditions follow: the agent's first report, disk pressure, a stall (and their end).
-  assert.ok(
+  // What conditions follow: disk pressure, a stall (and their end); the agent's first report
+  // only while a condition waits for it.
+  assert.not.ok(
     deviceNeedsReconcile(device(1), device(1, {}, { dataUpload: { filesSent: 3 } })),
-    "first report",
+    "first report, nothing waiting for it",
+  );
+  const waiting = { conditions: [{ type: "DiskPressure", reason: "AgentNotReporting" }] };
+  assert.ok(
+    deviceNeedsReconcile(
+      device(1, {}, waiting),
+      device(1, {}, { ...waiting, dataUpload: { filesSent: 3 } }),
+    ),
+    "first report, a condition waiting for it",
   );
   const reported = (more: object) => device(1, {}, { dataUpload: { filesSent: 3, ...more } });
   assert.ok(deviceNeedsReconcile(reported({}), reported({ diskPressure: "over" })), "pressure");
