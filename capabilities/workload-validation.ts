@@ -9,6 +9,7 @@ import {
   targetProblem,
 } from "../agent/config/device-config";
 import { normalizeTarget } from "../agent/sync/keys";
+import { parseQuantity } from "../agent/config/quantity";
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import { EXPORT_MOUNT_PATH, isInjectedMount, type PodSpec } from "./export-volume";
 
@@ -49,6 +50,11 @@ export function workloadProblems(workload: EdgeWorkload): string[] {
         const problem = globProblem(glob);
         if (problem) problems.push(`spec.data.paths[${i}].${list}[${j}]: ${problem}`);
       });
+    const maxSize = path.retention?.maxSize;
+    if (maxSize !== undefined && !((parseQuantity(maxSize) ?? 0) >= 1))
+      problems.push(
+        `spec.data.paths[${i}].retention.maxSize: "${maxSize}" must be a size of at least 1 byte and below 8Pi`,
+      );
     const tooMany = globsProblem([...(path.include ?? []), ...(path.exclude ?? [])]);
     if (tooMany) problems.push(`spec.data.paths[${i}].include, exclude: ${tooMany}`);
     const target = normalizeTarget(path.target ?? "");

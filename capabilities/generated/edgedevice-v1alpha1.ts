@@ -74,7 +74,8 @@ export interface Bandwidth {
 
 export interface Schedule {
   /**
-   * Bytes per second as a quantity (512Ki, 10M), off (hold: send nothing) or unlimited.
+   * Bytes per second as a quantity of at most six digits (512Ki, 10M, 1.5Gi), off (hold: send
+   * nothing; so does 0) or unlimited.
    */
   rate: string;
   /**

@@ -121,6 +121,7 @@ spec:
         - { start: "08:00", rate: 1Mi }
         - { start: "08:00", rate: "off" }
         - { start: "24:00", rate: fast }
+        - { start: "23:00", rate: 1234567Ti }
 `);
   for (const field of [
     /spec\.dataUpload\.stallAfterSeconds: Invalid value/,
@@ -129,6 +130,7 @@ spec:
     /spec\.dataUpload\.bandwidth\.schedule\[1\]: Duplicate value/,
     /spec\.dataUpload\.bandwidth\.schedule\[2\]\.start: Invalid value: "24:00"/,
     /spec\.dataUpload\.bandwidth\.schedule\[2\]\.rate: Invalid value: "fast"/,
+    /spec\.dataUpload\.bandwidth\.schedule\[3\]\.rate: Invalid value: "1234567Ti"/,
   ])
     assert.match(timetable, field);
   kubectlOk(["apply", "-n", ns, "-f", "-"], {

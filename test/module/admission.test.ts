@@ -91,6 +91,23 @@ test("bad data paths are refused with the field named", () => {
     refused(workload("nocontainers", "{ containers: [] }", "[{ source: a, target: t }]")),
     /spec\.pod\.spec\.containers: a workload with data paths needs at least one container/,
   );
+  // A size the schema's pattern lets through but no cap can be: zero, or past 8Pi.
+  assert.match(
+    refused(
+      workload("nocap", oneContainer, '[{ source: a, target: t, retention: { maxSize: "0" } }]'),
+    ),
+    /spec\.data\.paths\[0\]\.retention\.maxSize: "0" must be a size of at least 1 byte and below 8Pi/,
+  );
+  assert.match(
+    refused(
+      workload(
+        "hugecap",
+        oneContainer,
+        '[{ source: a, target: t, retention: { maxSize: "9000Ti" } }]',
+      ),
+    ),
+    /spec\.data\.paths\[0\]\.retention\.maxSize: "9000Ti"/,
+  );
 });
 
 test.run();
