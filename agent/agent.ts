@@ -95,6 +95,8 @@ export class Agent {
   private readonly stall: StallWatch;
   /** What the last status was built from (a census or a hold reports again with them). */
   private lastPass?: { report?: PassReport; problem?: string };
+  /** The stall last logged. */
+  private lastStalled: string | null = null;
 
   constructor(
     private readonly settings: AgentSettings,
@@ -247,8 +249,6 @@ export class Agent {
     }
     await this.report(this.open?.sync, this.lastPass?.report, this.lastPass?.problem);
   }
-
-  private lastStalled: string | null = null;
 
   /** The files waiting, counted by the stall watch; the metric follows. */
   private async census(config: DeviceConfig) {

@@ -9,7 +9,6 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { globSyntaxProblem } from "../sync/glob";
 import { normalizeTarget } from "../sync/keys";
-import { knownTimeZone } from "../sync/bandwidth-window";
 
 export const DEVICE_CONFIG_VERSION = 1;
 /** Key of the config JSON inside the device config Secret. */
@@ -190,6 +189,16 @@ export const dataPathSchema = z
   });
 
 export const DEFAULT_JITTER_SECONDS = 300;
+
+/** True when the runtime knows the time zone (an IANA name such as Europe/Paris, or UTC). */
+export function knownTimeZone(timeZone: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** "HH:MM", 00:00 to 23:59. */
 const CLOCK = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;

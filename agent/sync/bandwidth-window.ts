@@ -45,16 +45,6 @@ export function localMinutes(now: number, timeZone: string): { minutes: number; 
   return { minutes, day: `${get("year")}-${get("month")}-${get("day")}` };
 }
 
-/** True when the runtime knows the time zone. */
-export function knownTimeZone(timeZone: string): boolean {
-  try {
-    new Intl.DateTimeFormat("en", { timeZone });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** This device's jitter (ms) for the window that starts at `start` on `day`. */
 export function jitterMs(
   device: string,
