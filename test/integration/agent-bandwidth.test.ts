@@ -20,6 +20,7 @@ import { listKeys, newBucket, serverRequestDetails } from "../support/s3";
 import type { DeviceConfigInput } from "../../agent/config/device-config";
 import { readFileSync } from "node:fs";
 import { testEnv } from "../support/env";
+import { jitterMs } from "../../agent/sync/bandwidth-window";
 
 let root = "";
 let running: RunningAgent | undefined;
@@ -104,6 +105,16 @@ test("a hold sends nothing; the next window opens within its jitter", async () =
     `first upload at ${new Date(first).toISOString()}`,
   );
   assert.is(uploads(bucket).length, 2);
+  const jitter = jitterMs(
+    "edge/test-device",
+    new Date(opens).toISOString().slice(0, 10),
+    hhmm(opens),
+    JITTER,
+  );
+  assert.ok(first >= opens + jitter - 1000, "not before this device's own jitter");
+  process.stdout.write(
+    `\n  bandwidth: window opened ${new Date(opens).toISOString()}, this device's jitter ${(jitter / 1000).toFixed(1)} s, first upload logged ${((first - opens) / 1000).toFixed(0)} s after the opening\n`,
+  );
 });
 
 test("a timetable changed in the config applies without a restart", async () => {
