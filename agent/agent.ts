@@ -19,9 +19,9 @@ import {
   DestinationSync,
   type Changes,
   type PassReport,
-  type RetentionReport,
   type SyncSettings,
 } from "./sync/engine";
+import type { RetentionReport } from "./sync/retention";
 import { DeletionLog } from "./sync/deletion-log";
 import { FailureLog } from "./sync/failure-log";
 import { BandwidthKeeper, type WindowState } from "./bandwidth";

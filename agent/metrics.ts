@@ -6,7 +6,8 @@
 import { randomBytes } from "node:crypto";
 import { chmod, rename, unlink, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
-import type { PassReport, RetentionReport } from "./sync/engine";
+import type { PassReport } from "./sync/engine";
+import type { RetentionReport } from "./sync/retention";
 import type { DestinationIndex } from "./sync/index-store";
 import { filesWaiting } from "./status";
 

@@ -4,7 +4,7 @@
  * whenever a multipart upload starts (so that a crash can be cleaned up or resumed: see
  * open-uploads.ts).
  */
-import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { DataPath, WorkloadPaths } from "../config/device-config";
@@ -22,9 +22,13 @@ import {
 } from "./compare";
 import { hashBuffer, hashFile, type FileHashes } from "./hash";
 import { pathFilter, changedAtMs, stillQuieting, type PathFilter } from "./filter";
-import type { DestinationIndex, IndexEntry, IndexStore } from "./index-store";
-import type { Deletion } from "./deletion-log";
-import { sweep, type PathRetention, type RetentionContext } from "./retention";
+import type { DestinationIndex, IndexStore } from "./index-store";
+import {
+  objectAsRecorded,
+  retainPaths,
+  type RetentionContext,
+  type RetentionReport,
+} from "./retention";
 import { census, type Waiting } from "./census";
 import { OpenUploads } from "./open-uploads";
 import { compressedObjectOf, sendCompressed } from "./compression";
@@ -93,14 +97,6 @@ export interface PassReport {
   workloads: Record<string, WorkloadReport>;
   /** Set when the pass stopped early because the destination itself fails. */
   aborted?: string;
-}
-
-/** What retention did after a pass. */
-export interface RetentionReport {
-  paths: PathRetention[];
-  deletions: Deletion[];
-  /** Why it stopped deleting (the bucket could not confirm), if it did. */
-  problem?: string;
 }
 
 export class DestinationSync {
@@ -720,55 +716,22 @@ export class DestinationSync {
   }
 
   /**
-   * Retention, after a pass: in each data path that has it, confirmed files are deleted as it
-   * says (retention.ts). With mode "measure" (the pass could not reach the bucket) nothing is
-   * deleted; the sizes still tell whether a capped folder is over its cap.
+   * Retention, after a pass (retention.ts): with mode "measure" (the pass could not reach the
+   * bucket) nothing is deleted; the sizes still tell whether a capped folder is over its cap.
    */
   async retain(
     workloads: WorkloadPaths[],
     keyPrefix: string | undefined,
     mode: RetentionContext["mode"],
   ): Promise<RetentionReport> {
-    const report: RetentionReport = { paths: [], deletions: [] };
-    const ctx: RetentionContext = {
+    const report = await retainPaths(workloads, keyPrefix, {
       volumesDir: this.settings.volumesDir,
       index: this.index.files,
-      confirm: (key, entry) => this.confirmInBucket(key, entry),
-      deleted: (key, target, file) => {
-        this.dirty = true;
-        report.deletions.push({
-          at: new Date().toISOString(),
-          key,
-          workload: target.workload,
-          path: file.relativePath,
-          size: file.size,
-        });
-      },
+      confirm: (key, entry) => objectAsRecorded(this.client, this.destination.bucket, key, entry),
+      deleted: () => (this.dirty = true),
       now: Date.now(),
       mode,
-    };
-    for (const workload of workloads)
-      for (const path of workload.paths) {
-        if (!path.retention) continue;
-        const source = normalizeTarget(path.source);
-        const target = {
-          workload: workload.name,
-          source: source || ".",
-          sourcePath: source ? join(workload.name, source) : workload.name,
-          ...pathKeys(keyPrefix, path),
-          retention: path.retention,
-          wanted: pathFilter(path).wanted,
-        };
-        try {
-          report.paths.push(await sweep(target, ctx));
-        } catch (err) {
-          if (isDestinationError(err)) {
-            report.problem = describeError(err);
-            ctx.mode = "measure"; // the bucket cannot confirm: the other paths only measure
-            report.paths.push(await sweep(target, ctx));
-          } else report.problem = `data path ${target.source}: ${describeError(err)}`;
-        }
-      }
+    });
     if (report.deletions.length) await this.persist().catch(err => this.stateProblemFrom(err));
     return report;
   }
@@ -776,24 +739,6 @@ export class DestinationSync {
   /** The files waiting now (census.ts). */
   waiting(workloads: WorkloadPaths[], keyPrefix: string | undefined): Promise<Waiting> {
     return census(this.settings.volumesDir, workloads, keyPrefix, this.index.files);
-  }
-
-  /** True when the object of `key` is in the bucket with the size and ETag the index recorded. */
-  private async confirmInBucket(key: string, entry: IndexEntry): Promise<boolean> {
-    let head;
-    try {
-      head = await this.client.send(
-        new HeadObjectCommand({ Bucket: this.destination.bucket, Key: key }),
-      );
-    } catch (err) {
-      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404)
-        return false;
-      throw err;
-    }
-    const etag = bareEtag(head.ETag ?? "");
-    const size = entry.stored?.size ?? entry.size;
-    const expected = entry.stored?.etag ?? entry.etag ?? entry.md5;
-    return head.ContentLength === size && !!expected && etag === expected;
   }
 
   /** Listed prefixes and per-workload times, once the pass is over. */

@@ -16,8 +16,15 @@
  * microseconds between the last look and the unlink) loses that write: a path with retention
  * should set quietSeconds, or write files under a temporary name and rename them.
  */
+import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { lstat, unlink } from "node:fs/promises";
-import type { DataPath } from "../config/device-config";
+import { join } from "node:path";
+import type { DataPath, WorkloadPaths } from "../config/device-config";
+import { bareEtag } from "./compare";
+import type { Deletion } from "./deletion-log";
+import { describeError, isDestinationError } from "./errors";
+import { pathFilter } from "./filter";
+import { normalizeTarget, pathKeys } from "./keys";
 import { openDirectory, descriptorPath, childPath } from "./confined";
 import type { FileIndex, IndexEntry } from "./index-store";
 import { keyToName, toLocalFile, walkFiles, type LocalFile } from "./walk";
@@ -81,6 +88,84 @@ async function survey(target: RetentionTarget, ctx: RetentionContext) {
     }
   }
   return { bytes, confirmed };
+}
+
+/** What retention did after a pass. */
+export interface RetentionReport {
+  paths: PathRetention[];
+  deletions: Deletion[];
+  /** Why it stopped deleting (the bucket could not confirm, a path failed), if it did. */
+  problem?: string;
+}
+
+/**
+ * Retention in every data path that has it. A destination error (the bucket cannot confirm)
+ * turns the rest into "measure": nothing more is deleted, the sizes still count.
+ */
+export async function retainPaths(
+  workloads: WorkloadPaths[],
+  keyPrefix: string | undefined,
+  ctx: RetentionContext,
+): Promise<RetentionReport> {
+  const report: RetentionReport = { paths: [], deletions: [] };
+  const context: RetentionContext = {
+    ...ctx,
+    deleted: (key, target, file) => {
+      ctx.deleted(key, target, file);
+      report.deletions.push({
+        at: new Date().toISOString(),
+        key,
+        workload: target.workload,
+        path: file.relativePath,
+        size: file.size,
+      });
+    },
+  };
+  for (const workload of workloads)
+    for (const path of workload.paths) {
+      if (!path.retention) continue;
+      const source = normalizeTarget(path.source);
+      const target = {
+        workload: workload.name,
+        source: source || ".",
+        sourcePath: source ? join(workload.name, source) : workload.name,
+        ...pathKeys(keyPrefix, path),
+        retention: path.retention,
+        wanted: pathFilter(path).wanted,
+      };
+      try {
+        report.paths.push(await sweep(target, context));
+      } catch (err) {
+        if (!isDestinationError(err)) {
+          report.problem = `data path ${target.source}: ${describeError(err)}`;
+          continue;
+        }
+        report.problem = describeError(err);
+        context.mode = "measure";
+        report.paths.push(await sweep(target, context));
+      }
+    }
+  return report;
+}
+
+/** True when the object of `key` is in the bucket with the size and ETag the index recorded. */
+export async function objectAsRecorded(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  entry: IndexEntry,
+): Promise<boolean> {
+  let head;
+  try {
+    head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+  } catch (err) {
+    if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404)
+      return false;
+    throw err;
+  }
+  const size = entry.stored?.size ?? entry.size;
+  const expected = entry.stored?.etag ?? entry.etag ?? entry.md5;
+  return head.ContentLength === size && !!expected && bareEtag(head.ETag ?? "") === expected;
 }
 
 /** Deletes what retention allows in one data path; in "measure" mode only counts. */
