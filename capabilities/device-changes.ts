@@ -2,9 +2,10 @@
  * Which devices a change concerns, from the object before and after it (the cluster cache's
  * events). Only a change in what the module reads from a device reconciles it: its spec (the
  * generation), its labels, its deletion, and what the agent reports that conditions follow
- * (disk pressure, a stall; and its first report, while a condition waits for one). The agent's other status fields (times, counts) and the
- * module's own status writes change none of these. A workload change reconciles the devices it selects before or
- * after the edit, and no other. Pure.
+ * (disk pressure, a stall; and its first report, while a condition waits for one). The agent's
+ * other status fields (times, counts) and the module's own status writes change none of these.
+ * A workload change reconciles the devices it selects before or after the edit, and no other.
+ * Pure.
  */
 import type { EdgeWorkload } from "./generated/edgeworkload-v1alpha1";
 import { DEVICE_ANNOTATION, DEVICE_LABEL } from "./device-resources";

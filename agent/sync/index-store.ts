@@ -47,8 +47,9 @@ export interface IndexEntry {
   /** ISO time of the upload (or adoption), to the second. */
   sentAt: string;
   /**
-   * The object, when it is not the file's bytes (compressed: see compression.ts): its size and
-   * ETag, which retention checks in the bucket before it deletes the file.
+   * The object, when its ETag is not the file's MD5 (compressed: see compression.ts; or adopted
+   * from a multipart upload): its size and ETag, which retention checks in the bucket before it
+   * deletes the file.
    */
   stored?: StoredObject;
 }

@@ -47,8 +47,9 @@ export interface SpecDataUpload {
   resumeUploads?: boolean;
   /**
    * When a file has waited longer than this (found and not uploaded, by its last change), the
-   * device gets UploadStalled=True. The agent also looks for waiting files this often on its
-   * own, so a watch or scan that stops finding files shows. Default off.
+   * device gets UploadStalled=True. The agent counts waiting files on a timer of its own
+   * (every third of this, 5 s to 5 minutes), so a watch or scan that stops finding files
+   * shows too. Default off.
    */
   stallAfterSeconds?: number;
 }
