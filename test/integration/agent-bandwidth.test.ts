@@ -5,16 +5,11 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  runAgent,
-  startAgent,
-  storageFor,
-  writeConfig,
-  type RunningAgent,
-} from "../support/agent-cli";
-import { tempDir, writeTree } from "../support/device-files";
+import { runAgent } from "../support/agent-cli";
+import { writeTree } from "../support/device-files";
+import { testDevice } from "../support/test-device";
 import { eventually } from "../support/eventually";
 import { listKeys, newBucket, serverRequestDetails } from "../support/s3";
 import type { DeviceConfigInput } from "../../agent/config/device-config";
@@ -22,34 +17,10 @@ import { readFileSync } from "node:fs";
 import { testEnv } from "../support/env";
 import { jitterMs } from "../../agent/sync/bandwidth-window";
 
-let root = "";
-let running: RunningAgent | undefined;
-
-test.before.each(async () => {
-  root = await tempDir("agent-bandwidth");
-});
-test.after.each(async () => {
-  await running?.stop();
-  running = undefined;
-  await rm(root, { recursive: true, force: true });
-});
-
-const volumes = () => join(root, "volumes");
-const source = () => join(volumes(), "cam", "data");
-const args = () => [
-  "--config",
-  join(root, "config.json"),
-  "--volumes-dir",
-  volumes(),
-  "--state-dir",
-  join(root, "state"),
-];
-const configure = (bucket: string, bandwidth?: DeviceConfigInput["bandwidth"]) =>
-  writeConfig(join(root, "config.json"), {
-    storage: storageFor(bucket),
-    workloads: [{ name: "cam", paths: [{ source: "data", target: "out" }] }],
-    ...(bandwidth ? { bandwidth } : {}),
-  });
+const device = testDevice(test, "agent-bandwidth");
+const { args, source } = device;
+const configure = (bucket: string, bandwidth: DeviceConfigInput["bandwidth"]) =>
+  device.configure(bucket, {}, { bandwidth });
 const UPLOADS = ["s3_PutObject", "s3_UploadPart", "s3_CreateMultipartUpload"];
 const uploads = (bucket: string) =>
   serverRequestDetails(bucket).filter(r => UPLOADS.includes(r.op));
@@ -78,15 +49,21 @@ test("a hold sends nothing; the next window opens within its jitter", async () =
     windows: [{ start: hhmm(now), bytesPerSecond: 0 }, { start: hhmm(opens) }],
   });
   await mkdir(source(), { recursive: true });
-  running = startAgent(args());
+  const running = device.start();
   await writeTree(source(), { "a.csv": "a", "b.csv": "b" });
   await eventually("the hold logged", async () =>
-    running!.logs().includes(`"reason":"held until `) ? true : undefined,
+    running.logs().includes(`"reason":"held until `) ? true : undefined,
   );
   const held = /"reason":"held until (\d\d:\d\d) \(UTC\)"/.exec(running.logs())![1];
   assert.ok(held >= hhmm(opens), `held until ${held}`);
   // The sync --once of an operator is held too.
-  const once = await runAgent(["sync", "--once", ...args(), "--state-dir", join(root, "state2")]);
+  const once = await runAgent([
+    "sync",
+    "--once",
+    ...args(),
+    "--state-dir",
+    join(device.root, "state2"),
+  ]);
   assert.is(once.status, 1);
   assert.match(once.stderr, /held until \d\d:\d\d \(UTC\)/);
   await eventually(
@@ -125,9 +102,9 @@ test("a timetable changed in the config applies without a restart", async () => 
     windows: [{ start: "00:00", bytesPerSecond: 0 }],
   });
   await writeTree(source(), { "a.csv": "a" });
-  running = startAgent(args());
+  const running = device.start();
   await eventually("the hold logged", async () =>
-    running!.logs().includes("held: the timetable never opens") ? true : undefined,
+    running.logs().includes("held: the timetable never opens") ? true : undefined,
   );
   await new Promise(resolve => setTimeout(resolve, 1500));
   assert.equal(uploads(bucket), [], "no upload request while held");

@@ -15,43 +15,31 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { runAgent, storageFor, writeConfig } from "../support/agent-cli";
-import { tempDir, writeTree } from "../support/device-files";
+import { runAgent, storageFor } from "../support/agent-cli";
+import { writeTree } from "../support/device-files";
+import { testDevice } from "../support/test-device";
 import { startFaultProxy } from "../support/fault-proxy";
 import { getObject, listKeys, newBucket, s3 } from "../support/s3";
 
-let root = "";
-
-test.before.each(async () => {
-  root = await tempDir("agent-blast");
-});
-test.after.each(() => {
-  // GNU rm walks by descriptor: Node's rm fails on the folders past PATH_MAX made below.
-  execFileSync("rm", ["-rf", root]);
-});
-
-const volumes = () => join(root, "volumes");
-const device = () => [
-  "--config",
-  join(root, "config.json"),
-  "--volumes-dir",
-  volumes(),
-  "--state-dir",
-  join(root, "state"),
-];
-const syncOnce = (timeoutMs?: number) => runAgent(["sync", "--once", ...device()], { timeoutMs });
+const device = testDevice(test, "agent-blast");
+const { volumes } = device;
+const syncOnce = (timeoutMs?: number) =>
+  runAgent(["sync", "--once", ...device.args()], { timeoutMs });
 const keys = async (bucket: string) => [...(await listKeys(bucket)).keys()].sort();
 
 /** Two workloads: `cam` with the path under attack, `ok` beside it, healthy. */
 async function configure(bucket: string, path: Record<string, unknown>, more = {}) {
-  await writeConfig(join(root, "config.json"), {
-    storage: storageFor(bucket),
-    workloads: [
-      { name: "cam", paths: [{ source: "data", target: "cam", ...path }] },
-      { name: "ok", paths: [{ source: "data", target: "ok" }] },
-    ],
-    ...more,
-  });
+  await device.configure(
+    bucket,
+    {},
+    {
+      workloads: [
+        { name: "cam", paths: [{ source: "data", target: "cam", ...path }] },
+        { name: "ok", paths: [{ source: "data", target: "ok" }] },
+      ],
+      ...more,
+    },
+  );
   await writeTree(join(volumes(), "ok", "data"), { "fine.txt": "fine" });
 }
 
@@ -193,7 +181,7 @@ for i in range(n):
 
 /** Peak resident memory (MiB) of `sync --once` over a folder of `count` files, none wanted. */
 async function walkPeak(bucket: string, count: number): Promise<number> {
-  execFileSync("rm", ["-rf", join(root, "volumes"), join(root, "state")]);
+  execFileSync("rm", ["-rf", join(device.root, "volumes"), join(device.root, "state")]);
   await configure(bucket, { include: ["*.wanted"] });
   const data = join(volumes(), "cam", "data");
   await mkdir(data, { recursive: true });
@@ -204,7 +192,7 @@ async function walkPeak(bucket: string, count: number): Promise<number> {
   const poll = setInterval(() => {
     if (pid) void peakRss(pid).then(kb => (peak = Math.max(peak, kb)));
   }, 20);
-  const run = runAgent(["sync", "--once", ...device()], {
+  const run = runAgent(["sync", "--once", ...device.args()], {
     timeoutMs: 600_000,
     onSpawn: child => (pid = child.pid ?? 0),
   });
@@ -243,11 +231,11 @@ test("every PutObject and UploadPart carries Content-MD5; an ETag that is not it
   };
   await writeTree(join(volumes(), "cam", "data"), files);
   const proxy = await startFaultProxy(storageFor(bucket).endpoint, { errorRate: 0, resetRate: 0 });
-  const config = JSON.parse(await readFile(join(root, "config.json"), "utf8"));
+  const config = JSON.parse(await readFile(join(device.root, "config.json"), "utf8"));
   config.storage.endpoint = proxy.url;
-  await writeFile(join(root, "config.json"), JSON.stringify(config));
+  await writeFile(join(device.root, "config.json"), JSON.stringify(config));
   try {
-    const run = await runAgent(["sync", "--once", "--part-size", "5", ...device()]);
+    const run = await runAgent(["sync", "--once", "--part-size", "5", ...device.args()]);
     assert.is(run.status, 0, run.stderr.slice(-500));
   } finally {
     await proxy.stop();
@@ -271,10 +259,10 @@ test("every PutObject and UploadPart carries Content-MD5; an ETag that is not it
     wrongEtag: true,
   });
   config.storage = { ...config.storage, endpoint: liar.url, bucket: other };
-  await writeFile(join(root, "config.json"), JSON.stringify(config));
-  await rm(join(root, "state"), { recursive: true, force: true });
+  await writeFile(join(device.root, "config.json"), JSON.stringify(config));
+  await rm(join(device.root, "state"), { recursive: true, force: true });
   try {
-    const run = await runAgent(["sync", "--once", "--part-size", "5", ...device()]);
+    const run = await runAgent(["sync", "--once", "--part-size", "5", ...device.args()]);
     assert.is(run.status, 1);
     for (const what of ["the object", "part \\d+"])
       assert.match(run.stderr, new RegExp(`ETag of ${what} is not the MD5 of the bytes sent`));

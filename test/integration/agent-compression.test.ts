@@ -11,38 +11,17 @@ import { createHash, randomBytes } from "node:crypto";
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { runAgent, storageFor, writeConfig } from "../support/agent-cli";
-import { tempDir, writeTree } from "../support/device-files";
+import type { DataPath } from "../../agent/config/device-config";
+import { runAgent } from "../support/agent-cli";
+import { writeTree } from "../support/device-files";
+import { testDevice } from "../support/test-device";
 import { getObject, listKeys, newBucket, s3, serverRequests } from "../support/s3";
 
-let root = "";
-
-test.before.each(async () => {
-  root = await tempDir("agent-compression");
-});
-test.after.each(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-const volumes = () => join(root, "volumes");
-const source = () => join(volumes(), "cam", "data");
-const args = () => [
-  "--config",
-  join(root, "config.json"),
-  "--volumes-dir",
-  volumes(),
-  "--state-dir",
-  join(root, "state"),
-  "--part-size",
-  "5",
-];
-const configure = (bucket: string, path: Record<string, unknown> = {}) =>
-  writeConfig(join(root, "config.json"), {
-    storage: storageFor(bucket),
-    workloads: [
-      { name: "cam", paths: [{ source: "data", target: "out", compression: "gzip", ...path }] },
-    ],
-  });
+const device = testDevice(test, "agent-compression");
+const { source } = device;
+const args = () => device.args("--part-size", "5");
+const configure = (bucket: string, path: Partial<DataPath> = {}) =>
+  device.configure(bucket, { compression: "gzip", ...path });
 const md5 = (data: Buffer) => createHash("md5").update(data).digest("hex");
 
 /** Text-like content (compresses) and random bytes (does not), small and past one part. */
@@ -88,7 +67,7 @@ test("objects are the gzip of the files, under .gz keys, and say what they hold"
   assert.match(objects.get("out/noise.bin.gz")!.etag, /-3$/);
 
   // The delivery record gives both sizes: the file's and the object's.
-  const status = await runAgent(["status", "--files", "--state-dir", join(root, "state")]);
+  const status = await runAgent(["status", "--files", "--state-dir", join(device.root, "state")]);
   const rows = status.stdout
     .trim()
     .split("\n")
@@ -107,7 +86,7 @@ test("after a wiped index the objects are adopted: nothing is sent again", async
   assert.is((await runAgent(["sync", "--once", ...args()])).status, 0);
   const before = serverRequests(bucket).filter(op => /Put|Part|Multipart/.test(op)).length;
   assert.ok(before >= 6, `upload requests counted: ${before}`);
-  await rm(join(root, "state"), { recursive: true, force: true });
+  await rm(join(device.root, "state"), { recursive: true, force: true });
   const again = await runAgent(["sync", "--once", ...args()]);
   assert.is(again.status, 0, again.stderr);
   assert.match(again.stdout, / 0 sent .* 4 already in the bucket/);

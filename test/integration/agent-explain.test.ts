@@ -6,47 +6,23 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { rm, utimes } from "node:fs/promises";
+import { utimes } from "node:fs/promises";
 import { join } from "node:path";
-import type { DataPath, DeviceConfigInput } from "../../agent/config/device-config";
-import { runAgent, storageFor, writeConfig } from "../support/agent-cli";
-import { tempDir, writeTree } from "../support/device-files";
+import { runAgent, storageFor } from "../support/agent-cli";
+import { writeTree } from "../support/device-files";
+import { testDevice } from "../support/test-device";
 import { startFaultProxy, type FaultProxy } from "../support/fault-proxy";
 import { newBucket } from "../support/s3";
 import { testEnv } from "../support/env";
 
-let root = "";
 let proxy: FaultProxy | undefined;
-
-test.before.each(async () => {
-  root = await tempDir("agent-explain");
-});
+const device = testDevice(test, "agent-explain");
+const { args, configure, volumes } = device;
 test.after.each(async () => {
   await proxy?.stop();
   proxy = undefined;
-  await rm(root, { recursive: true, force: true });
 });
-
-const volumes = () => join(root, "volumes");
-const file = (name: string) => join(volumes(), "cam", "data", name);
-const args = () => [
-  "--config",
-  join(root, "config.json"),
-  "--volumes-dir",
-  volumes(),
-  "--state-dir",
-  join(root, "state"),
-];
-const configure = (
-  bucket: string,
-  path: Partial<DataPath>,
-  more: Partial<DeviceConfigInput> = {},
-) =>
-  writeConfig(join(root, "config.json"), {
-    storage: storageFor(bucket),
-    workloads: [{ name: "cam", paths: [{ source: "data", target: "out", ...path }] }],
-    ...more,
-  });
+const file = (name: string) => join(device.source(), name);
 async function explain(path: string): Promise<string> {
   const run = await runAgent(["explain", path, ...args()]);
   assert.is(run.status, 0, run.stderr);
@@ -120,10 +96,7 @@ test("failed with the error; deleted by retention at a time", async () => {
     resetRate: 0,
     wrongEtag: true,
   });
-  await writeConfig(join(root, "config.json"), {
-    storage: storageFor(bucket, { endpoint: proxy.url }),
-    workloads: [{ name: "cam", paths: [{ source: "data", target: "out" }] }],
-  });
+  await configure(bucket, {}, { storage: storageFor(bucket, { endpoint: proxy.url }) });
   await writeTree(join(volumes(), "cam", "data"), { "a.csv": "a" });
   await utimes(file("a.csv"), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
   assert.is(await sync(), 1);

@@ -6,49 +6,18 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import {
-  runAgent,
-  startAgent,
-  storageFor,
-  writeConfig,
-  type RunningAgent,
-} from "../support/agent-cli";
-import { tempDir, writeTree } from "../support/device-files";
+import { runAgent, storageFor } from "../support/agent-cli";
+import { writeTree } from "../support/device-files";
+import { testDevice } from "../support/test-device";
 import { eventually } from "../support/eventually";
 import { listKeys, newBucket } from "../support/s3";
 
-let root = "";
-let running: RunningAgent | undefined;
-
-test.before.each(async () => {
-  root = await tempDir("agent-filters");
-});
-test.after.each(async () => {
-  await running?.stop();
-  running = undefined;
-  await rm(root, { recursive: true, force: true });
-});
-
-const volumes = () => join(root, "volumes");
-const source = () => join(volumes(), "cam", "data");
-const device = () => [
-  "--config",
-  join(root, "config.json"),
-  "--volumes-dir",
-  volumes(),
-  "--state-dir",
-  join(root, "state"),
-];
-const syncOnce = () => runAgent(["sync", "--once", ...device()]);
-const configure = (bucket: string, path: Record<string, unknown>, more = {}) =>
-  writeConfig(join(root, "config.json"), {
-    storage: storageFor(bucket),
-    workloads: [{ name: "cam", paths: [{ source: "data", target: "out", ...path }] }],
-    ...more,
-  });
+const device = testDevice(test, "agent-filters");
+const { configure, source } = device;
+const syncOnce = () => runAgent(["sync", "--once", ...device.args()]);
 const keys = async (bucket: string) => [...(await listKeys(bucket)).keys()].sort();
 
 const TREE = {
@@ -106,21 +75,13 @@ test("run: a quiet file is sent once it has been quiet, with no further event", 
   const bucket = await newBucket("filters-quiet-run");
   await configure(bucket, { quietSeconds: 2 });
   await mkdir(source(), { recursive: true });
-  running = startAgent([
-    ...device(),
-    "--interval",
-    "600",
-    "--rescan",
-    "600",
-    "--log-level",
-    "debug",
-  ]);
+  const running = device.start("--interval", "600", "--rescan", "600", "--log-level", "debug");
   await eventually("the agent follows events", () =>
-    /following file events/.test(running!.logs()) ? true : undefined,
+    /following file events/.test(running.logs()) ? true : undefined,
   );
   await writeFile(join(source(), "late.csv"), "complete");
   await eventually("a pass that leaves it quieting", () =>
-    /"quiet":1/.test(running!.logs()) ? true : undefined,
+    /"quiet":1/.test(running.logs()) ? true : undefined,
   );
   assert.equal(await keys(bucket), []);
   await eventually("late.csv in the bucket", async () =>
@@ -135,7 +96,7 @@ test("keyPrefix goes before every key; status --files lists what was delivered",
   assert.is((await syncOnce()).status, 0);
   assert.equal(await keys(bucket), ["edge/cam-1/out/a.csv", "edge/cam-1/out/sub/b.csv"]);
 
-  const status = await runAgent(["status", "--files", "--state-dir", join(root, "state")]);
+  const status = await runAgent(["status", "--files", "--state-dir", join(device.root, "state")]);
   assert.is(status.status, 0, status.stderr);
   const lines = status.stdout.trim().split("\n");
   assert.is(lines[0], "destination\tkey\tsize\thash\tconfirmed\tstored");
@@ -155,13 +116,13 @@ test("keyPrefix goes before every key; status --files lists what was delivered",
     "--since",
     "2999-01-01",
     "--state-dir",
-    join(root, "state"),
+    join(device.root, "state"),
   ]);
   assert.is(future.stdout.trim(), "destination\tkey\tsize\thash\tconfirmed\tstored");
   // A name the workload chose to hold a terminal escape is printed escaped, never raw.
   await writeTree(source(), { "evil\u001b[2J\u009b.csv": "x" });
   assert.is((await syncOnce()).status, 0);
-  const listed = await runAgent(["status", "--files", "--state-dir", join(root, "state")]);
+  const listed = await runAgent(["status", "--files", "--state-dir", join(device.root, "state")]);
   // eslint-disable-next-line no-control-regex -- the raw characters must not appear
   assert.not.match(listed.stdout, /[\u001b\u009b]/);
   assert.match(listed.stdout, /"edge\/cam-1\/out\/evil\\u001b\[2J\\u009b\.csv"\t1\t/);
@@ -196,14 +157,8 @@ test("metrics: served at --metrics-address and written to --metrics-textfile aft
   await configure(bucket, { exclude: ["*.tmp"], quietSeconds: 0 });
   await writeTree(source(), { "a.csv": "12345", "sub/b.csv": "123", "c.tmp": "x" });
   const port = await freePort();
-  const textfile = join(root, "flotta-agent.prom");
-  running = startAgent([
-    ...device(),
-    "--metrics-address",
-    `127.0.0.1:${port}`,
-    "--metrics-textfile",
-    textfile,
-  ]);
+  const textfile = join(device.root, "flotta-agent.prom");
+  device.start("--metrics-address", `127.0.0.1:${port}`, "--metrics-textfile", textfile);
   const scrape = async () => {
     const res = await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => undefined);
     return res?.ok ? samples(await res.text()) : undefined;

@@ -8,45 +8,17 @@ import * as assert from "uvu/assert";
 import { randomBytes } from "node:crypto";
 import { mkdir, rm, utimes } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  runAgent,
-  startAgent,
-  storageFor,
-  writeConfig,
-  type RunningAgent,
-} from "../support/agent-cli";
-import { tempDir, writeTree } from "../support/device-files";
+import { runAgent } from "../support/agent-cli";
+import { writeTree } from "../support/device-files";
+import { testDevice } from "../support/test-device";
 import { eventually } from "../support/eventually";
 import type { DataPath } from "../../agent/config/device-config";
 import { listKeys, newBucket, serverRequestDetails, type ServerRequest } from "../support/s3";
 
-let root = "";
-let running: RunningAgent | undefined;
-
-test.before.each(async () => {
-  root = await tempDir("agent-priority");
-});
-test.after.each(async () => {
-  await running?.stop();
-  running = undefined;
-  await rm(root, { recursive: true, force: true });
-});
-
-const volumes = () => join(root, "volumes");
-const args = (...more: string[]) => [
-  "--config",
-  join(root, "config.json"),
-  "--volumes-dir",
-  volumes(),
-  "--state-dir",
-  join(root, "state"),
-  ...more,
-];
+const device = testDevice(test, "agent-priority");
+const { args, volumes } = device;
 const configure = (bucket: string, paths: DataPath[]) =>
-  writeConfig(join(root, "config.json"), {
-    storage: storageFor(bucket),
-    workloads: [{ name: "cam", paths }],
-  });
+  device.configure(bucket, {}, { workloads: [{ name: "cam", paths }] });
 const done = (r: ServerRequest) =>
   r.status === 200 && ["s3_PutObject", "s3_CompleteMultipartUpload"].includes(r.op);
 const files = (prefix: string, n: number, size: number) =>
@@ -65,9 +37,9 @@ test("10 high-priority files written after 100 low-priority ones are all in befo
   ]);
   await mkdir(join(volumes(), "cam", "high"), { recursive: true });
   await mkdir(join(volumes(), "cam", "low"), { recursive: true });
-  running = startAgent(args("--max-rate", "1M", "--interval", "600"));
+  const running = device.start("--max-rate", "1M", "--interval", "600");
   await eventually("the agent watching", async () =>
-    /following file events/.test(running!.logs()) ? true : undefined,
+    /following file events/.test(running.logs()) ? true : undefined,
   );
   await writeTree(join(volumes(), "cam", "low"), files("l", 100, 40_000));
   await eventually("a few low files in", async () =>
@@ -97,7 +69,7 @@ test("a high-priority file overtakes a large low-priority upload under way withi
   ]);
   await mkdir(join(volumes(), "cam", "high"), { recursive: true });
   await writeTree(join(volumes(), "cam", "low"), { "big.bin": randomBytes(30 * 1024 * 1024) });
-  running = startAgent(args("--max-rate", "4M", "--part-size", "5", "--interval", "600"));
+  device.start("--max-rate", "4M", "--part-size", "5", "--interval", "600");
   await eventually("two parts of the large file in", async () =>
     serverRequestDetails(bucket).filter(r => r.op === "s3_UploadPart" && r.status === 200).length >=
     2
@@ -138,7 +110,7 @@ test("order: oldest-first and newest-first by modification time", async () => {
     const bucket = await newBucket(`order-${order}`);
     await configure(bucket, [{ source: "data", target: "out", order }]);
     const dir = join(volumes(), "cam", "data");
-    await rm(join(root, "state"), { recursive: true, force: true });
+    await rm(join(device.root, "state"), { recursive: true, force: true });
     await rm(dir, { recursive: true, force: true });
     // Names in the reverse of their age, so that neither name nor creation order gives the answer.
     const names = ["e", "d", "c", "b", "a"].map(n => `${n}.txt`);

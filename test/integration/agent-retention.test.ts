@@ -7,51 +7,23 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  runAgent,
-  startAgent,
-  storageFor,
-  writeConfig,
-  type RunningAgent,
-} from "../support/agent-cli";
-import { tempDir, writeTree } from "../support/device-files";
+import { runAgent, storageFor } from "../support/agent-cli";
+import { writeTree } from "../support/device-files";
+import { testDevice } from "../support/test-device";
 import { eventually } from "../support/eventually";
 import { startTcpProxy, type TcpProxy } from "../support/fault-proxy";
 import { getObject, listKeys, newBucket } from "../support/s3";
 import { testEnv } from "../support/env";
 
-let root = "";
-let running: RunningAgent | undefined;
 let proxy: TcpProxy | undefined;
-
-test.before.each(async () => {
-  root = await tempDir("agent-retention");
-});
+const device = testDevice(test, "agent-retention");
+const { configure, source } = device;
 test.after.each(async () => {
-  await running?.stop();
-  running = undefined;
   await proxy?.stop();
   proxy = undefined;
-  await rm(root, { recursive: true, force: true });
 });
-
-const volumes = () => join(root, "volumes");
-const source = () => join(volumes(), "cam", "data");
-const device = () => [
-  "--config",
-  join(root, "config.json"),
-  "--volumes-dir",
-  volumes(),
-  "--state-dir",
-  join(root, "state"),
-];
-const configure = (bucket: string, path: Record<string, unknown>, storage = storageFor(bucket)) =>
-  writeConfig(join(root, "config.json"), {
-    storage,
-    workloads: [{ name: "cam", paths: [{ source: "data", target: "out", ...path }] }],
-  });
 const md5 = (data: Buffer) => createHash("md5").update(data).digest("hex");
 const names = async (dir: string) => (await readdir(dir).catch(() => [] as string[])).sort();
 
@@ -73,11 +45,11 @@ test("deleteAfterUpload: confirmed files go, their objects are byte-exact; exclu
     "c.tmp": randomBytes(10),
   };
   await writeTree(source(), files);
-  const outside = join(root, "outside.txt");
+  const outside = join(device.root, "outside.txt");
   await writeFile(outside, "outside");
   await symlink(outside, join(source(), "out-link.csv"));
   await symlink("a.csv", join(source(), "in-link.csv"));
-  const run = await runAgent(["sync", "--once", ...device()]);
+  const run = await runAgent(["sync", "--once", ...device.args()]);
   assert.is(run.status, 0, run.stderr);
   const objects = await listKeys(bucket);
   assert.equal([...objects.keys()].sort(), ["out/a.csv", "out/in-link.csv", "out/sub/b.csv"]);
@@ -88,7 +60,7 @@ test("deleteAfterUpload: confirmed files go, their objects are byte-exact; exclu
   assert.equal(await names(source()), ["c.tmp", "in-link.csv", "out-link.csv", "sub"]);
   assert.equal(await names(join(source(), "sub")), []);
   assert.is(await readFile(outside, "utf8"), "outside");
-  const log = await readFile(join(root, "state", "deleted.log"), "utf8");
+  const log = await readFile(join(device.root, "state", "deleted.log"), "utf8");
   assert.match(log, /"key":"out\/a.csv"/);
   assert.match(log, /"key":"out\/sub\/b.csv"/);
 });
@@ -97,7 +69,7 @@ test("deleteAfterSeconds keeps a confirmed file for its delay, then deletes it",
   const bucket = await newBucket("retention-delay");
   await configure(bucket, { retention: { deleteAfterUpload: true, deleteAfterSeconds: 3 } });
   await writeTree(source(), { "a.csv": "a" });
-  running = startAgent([...device(), "--interval", "600"]);
+  device.start("--interval", "600");
   await eventually("the upload", async () =>
     (await listKeys(bucket)).has("out/a.csv") ? true : undefined,
   );
@@ -115,7 +87,7 @@ test("a cap: 300 MB written into a 100 MB cap never holds more than the cap and 
   const CAP = 100 * 1024 * 1024;
   await configure(bucket, { exclude: [".*"], retention: { maxBytes: CAP } });
   await mkdir(source(), { recursive: true });
-  running = startAgent([...device(), "--interval", "600"]);
+  device.start("--interval", "600");
   const written = new Map<string, string>();
   let most = 0;
   let polling = true;
@@ -165,10 +137,14 @@ test("with the bucket unreachable nothing is deleted, and the cap shows as disk 
   const port = Number(new URL(testEnv.s3.endpoint).port);
   proxy = await startTcpProxy(port);
   const endpoint = `http://127.0.0.1:${proxy.port}`;
-  await configure(bucket, { retention: { maxBytes: 5000 } }, storageFor(bucket, { endpoint }));
+  await configure(
+    bucket,
+    { retention: { maxBytes: 5000 } },
+    { storage: storageFor(bucket, { endpoint }) },
+  );
   await writeTree(source(), { "a.bin": randomBytes(4000) });
-  const textfile = join(root, "metrics.prom");
-  running = startAgent([...device(), "--interval", "1", "--metrics-textfile", textfile]);
+  const textfile = join(device.root, "metrics.prom");
+  const running = device.start("--interval", "1", "--metrics-textfile", textfile);
   await eventually("the upload", async () =>
     (await listKeys(bucket)).has("out/a.bin") ? true : undefined,
   );

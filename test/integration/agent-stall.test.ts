@@ -6,26 +6,15 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { startAgent, storageFor, writeConfig, type RunningAgent } from "../support/agent-cli";
-import { tempDir, writeTree } from "../support/device-files";
+import { writeTree } from "../support/device-files";
+import { testDevice } from "../support/test-device";
 import { eventually } from "../support/eventually";
 import { listKeys, newBucket } from "../support/s3";
 
-let root = "";
-let running: RunningAgent | undefined;
-
-test.before.each(async () => {
-  root = await tempDir("agent-stall");
-});
-test.after.each(async () => {
-  await running?.stop();
-  running = undefined;
-  await rm(root, { recursive: true, force: true });
-});
-
-const source = () => join(root, "volumes", "cam", "data");
+const device = testDevice(test, "agent-stall");
+const { source } = device;
 const metric = async (textfile: string) =>
   Number(
     /^flotta_agent_oldest_waiting_seconds (\d+)$/m.exec(
@@ -35,27 +24,11 @@ const metric = async (textfile: string) =>
 
 test("files written while no pass runs raise the stall, with the age of the oldest", async () => {
   const bucket = await newBucket("stall");
-  await writeConfig(join(root, "config.json"), {
-    storage: storageFor(bucket),
-    workloads: [{ name: "cam", paths: [{ source: "data", target: "out" }] }],
-    stallAfterSeconds: 10,
-  });
+  await device.configure(bucket, {}, { stallAfterSeconds: 10 });
   await mkdir(source(), { recursive: true });
   await writeTree(source(), { "first.csv": "1" });
-  const textfile = join(root, "metrics.prom");
-  running = startAgent([
-    "--config",
-    join(root, "config.json"),
-    "--volumes-dir",
-    join(root, "volumes"),
-    "--state-dir",
-    join(root, "state"),
-    "--no-events",
-    "--interval",
-    "3600",
-    "--metrics-textfile",
-    textfile,
-  ]);
+  const textfile = join(device.root, "metrics.prom");
+  const running = device.start("--no-events", "--interval", "3600", "--metrics-textfile", textfile);
   await eventually("the first file", async () =>
     (await listKeys(bucket)).size === 1 ? true : undefined,
   );
@@ -65,7 +38,7 @@ test("files written while no pass runs raise the stall, with the age of the olde
   assert.not.match(running.logs(), /uploads stalled/);
   await writeTree(source(), { "second.csv": "2", "third.csv": "3" });
   await eventually("the stall", async () =>
-    /"msg":"uploads stalled"/.test(running!.logs()) ? true : undefined,
+    /"msg":"uploads stalled"/.test(running.logs()) ? true : undefined,
   );
   assert.match(
     running.logs(),
