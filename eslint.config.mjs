@@ -29,7 +29,7 @@ export default [
       parser: tsParser,
       parserOptions: {
         projectService: {
-          allowDefaultProject: ["eslint.config.mjs", "hack/run-module.mjs"],
+          allowDefaultProject: ["eslint.config.mjs", "hack/pod-logs.mjs"],
         },
         tsconfigRootDir: __dirname,
         sourceType: "module",

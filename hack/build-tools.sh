@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds, once, the servers the tests and the demo run locally, from the Go module proxy:
-# kube-apiserver, kube-controller-manager and kubectl (k8s.io/kubernetes through a wrapper
-# module), etcd and versitygw (and, for the benchmark, rclone). Binaries are cached as $EDGE_CACHE/bin/<name>-<version>;
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kubectl (k8s.io/kubernetes
+# through a wrapper module), etcd and versitygw (and, for the benchmark, rclone). Binaries are cached as $EDGE_CACHE/bin/<name>-<version>;
 # a binary already there is never rebuilt. Debian packages it needs are installed when missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -9,12 +9,6 @@ set -euo pipefail
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 mkdir -p "$BIN_DIR" "$EDGE_CACHE/src" "$LOG_DIR"
 
-need_apt() { # need_apt COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 && return 0
-  say "installing Debian package $2 (for $1)"
-  if [ ! -f "$EDGE_CACHE/.apt-updated" ]; then apt-get update -qq >&2 && touch "$EDGE_CACHE/.apt-updated"; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 || die "apt-get install $2 failed"
-}
 need_apt openssl openssl
 need_apt curl curl
 need_apt systemd-analyze systemd
@@ -41,8 +35,10 @@ run_build() {
 
 build_kubernetes() {
   local v=$K8S_VERSION minor=${K8S_VERSION#1.}; minor=${minor%%.*}
-  have "kube-apiserver-$v" && have "kube-controller-manager-$v" && have "kubectl-$v" && return 0
-  say "building kube-apiserver, kube-controller-manager and kubectl $v (cold: about 5-8 min on 2 cores)"
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl) p all=true
+  for p in "${bins[@]}"; do have "$p-$v" || all=false; done
+  $all && return 0
+  say "building ${bins[*]} $v (cold: about 8-12 min on 2 cores)"
   local dir=$EDGE_CACHE/src/kubernetes-$v
   rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
   run_build kubernetes go mod init local/k8sbins
@@ -64,18 +60,19 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
   run_build kubernetes go mod tidy -e
-  local ld="-s -w" p
+  local ld="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=v$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
   mkdir -p out
-  run_build kubernetes go build -trimpath -ldflags "$ld" -o out/ \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
-  for p in kube-apiserver kube-controller-manager kubectl; do mv "out/$p" "$BIN_DIR/$p-$v"; done
+  run_build kubernetes go build -trimpath -ldflags "$ld" -o out/ "${bins[@]/#/k8s.io/kubernetes/cmd/}"
+  for p in "${bins[@]}"; do mv "out/$p" "$BIN_DIR/$p-$v"; done
 }
 
 build_etcd() {

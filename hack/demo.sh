@@ -20,10 +20,10 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund >/dev/null
 fi
 started=()
-for name in etcd kube-apiserver kube-controller-manager s3 s3-tls module obc-provisioner; do
+for name in etcd kube-apiserver kube-controller-manager kube-scheduler node s3 s3-tls module obc-provisioner; do
   running "$name" || started+=("$name")
 done
-echo "==> Starting the local Kubernetes API server, S3 server, the module and the test OBC provisioner"
+echo "==> Starting the local Kubernetes cluster (API server and a node), S3 server, the module (as pods) and the test OBC provisioner"
 echo "    (the first run builds the servers from source: several minutes)"
 eval "$(hack/up.sh)"
 # The test OBC provisioner writes an in-cluster host, as NooBaa does: devices reach claim
@@ -61,7 +61,7 @@ cat <<TXT
 Left running, to look around (eval "\$(hack/up.sh)" sets KUBECONFIG and the S3 variables):
   the agent          pid $(cat "$DEMO_DIR/agent.pid" 2>/dev/null || echo "?"), log $DEMO_DIR/agent.log
   the device's files $DEMO_DIR/device/volumes/os-stats/stats   (write more; they are uploaded)
-  the module         log $LOG_DIR/module.log
+  the module         kubectl get pods -n pepr-system -o wide; log $LOG_DIR/module.log
   kubectl get edgedevices,edgeworkloads,objectbucketclaims -n edge-demo
 To stop everything:
   kill \$(cat $DEMO_DIR/agent.pid); hack/obc-provisioner.sh stop; hack/module.sh stop; hack/down.sh

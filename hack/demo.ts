@@ -106,7 +106,26 @@ function workloadWrites(): string {
   return `statistics/${name}`;
 }
 
-async function main(): Promise<void> {
+async function moduleAsPods(): Promise<void> {
+  heading("The module runs as pods on the local node, from the image built here (pepr deploy)");
+  run(["get", "pods", "-n", "pepr-system", "-o", "wide"]);
+  const ready = kubectlOk([
+    "get",
+    "deployments",
+    "-n",
+    "pepr-system",
+    "-o",
+    "jsonpath={range .items[*]}{.metadata.name}={.status.readyReplicas}/{.spec.replicas} {end}",
+  ]).trim();
+  for (const entry of ready.split(" ")) {
+    const [name, counts] = entry.split("=");
+    const [have, want] = counts.split("/");
+    if (have !== want) throw new Error(`deployment ${name}: ${counts} pods ready`);
+  }
+  ok(`admission and watcher Deployments ready: ${ready}`);
+}
+
+async function userStorage(): Promise<void> {
   heading("A namespace, and the user's external S3 storage (two buckets on the local S3 server)");
   if (kubectl(["get", "namespace", NS]).status === 0) {
     say("    (removing the previous demo's namespace first)");
@@ -135,7 +154,9 @@ stringData: { AWS_ACCESS_KEY_ID: ${s3.accessKeyId}, AWS_SECRET_ACCESS_KEY: ${s3.
     ["apply", "-n", NS, "-f", "-"],
     storage("s3-bucket-a", "demo-bucket-a") + "---" + storage("s3-bucket-b", "demo-bucket-b"),
   );
+}
 
+function deviceAndWorkload(): void {
   heading("An EdgeDevice that uploads to bucket A, and the seed's os-stats EdgeWorkload");
   run(
     ["apply", "-n", NS, "-f", "-"],
@@ -165,7 +186,9 @@ spec:
   ok(
     "volume export-os-stats (hostPath /var/local/yggdrasil/device/volumes/os-stats) mounted at /export",
   );
+}
 
+async function assembledConfig(): Promise<void> {
   heading("The module assembled the device's config (credentials masked)");
   const config = await configShows(
     "the device config with bucket A",
@@ -181,12 +204,10 @@ spec:
     deviceField('{.status.conditions[?(@.type=="Ready")].status}') === "True" ? true : undefined,
   );
   run(["get", "edgedevices", "-n", NS]);
+}
 
-  heading(
-    "The device: a kubeconfig that can read only its own config, and the agent from its tarball",
-  );
-  rmSync(demoDir, { recursive: true, force: true });
-  mkdirSync(join(demoDir, "device"), { recursive: true });
+/** The device's own kubeconfig, checked to read nothing but its config. */
+function deviceKubeconfig(): string {
   const kubeconfig = join(demoDir, "device", "device.kubeconfig");
   const minted = spawnSync(
     "bash",
@@ -198,6 +219,16 @@ spec:
   const forbidden = kubectl(["--kubeconfig", kubeconfig, "get", "secret", "s3-bucket-a", "-n", NS]);
   if (forbidden.status === 0) throw new Error("the device could read the user's S3 Secret");
   ok(`with it, reading another Secret is refused: ${forbidden.stderr.trim().split("\n")[0]}`);
+  return kubeconfig;
+}
+
+function startDevice(): void {
+  heading(
+    "The device: a kubeconfig that can read only its own config, and the agent from its tarball",
+  );
+  rmSync(demoDir, { recursive: true, force: true });
+  mkdirSync(join(demoDir, "device"), { recursive: true });
+  const kubeconfig = deviceKubeconfig();
   spawnSync("tar", ["-xzf", `dist/flotta-agent-${version}.tgz`, "-C", join(demoDir, "device")]);
   const bundle = join(demoDir, "device", `flotta-agent-${version}`, "flotta-agent.js");
   const log = openSync(join(demoDir, "agent.log"), "w");
@@ -222,7 +253,9 @@ spec:
   writeFileSync(join(demoDir, "agent.pid"), String(agent.pid));
   agent.unref();
   ok(`agent ${version} running from the unpacked tarball (log: ${join(demoDir, "agent.log")})`);
+}
 
+async function uploadsAndSwitches(): Promise<void> {
   heading("The workload writes statistics; they appear in bucket A under statistics/");
   const first = [workloadWrites(), workloadWrites(), workloadWrites()];
   await bucketShows("demo-bucket-a", first, "the first files in bucket A");
@@ -256,7 +289,15 @@ spec:
     "the claim's bucket with every file",
   );
   run(["get", "edgedevices", "-n", NS]);
+}
 
+async function main(): Promise<void> {
+  await moduleAsPods();
+  await userStorage();
+  deviceAndWorkload();
+  await assembledConfig();
+  startDevice();
+  await uploadsAndSwitches();
   say("\nEvery step worked.");
 }
 

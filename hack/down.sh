@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops what hack/up.sh started (only processes it recorded): all of them, or the NAMEs given
-# (etcd, kube-apiserver, kube-controller-manager, s3, s3-tls). With --purge it also deletes the
+# (node, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, s3, s3-tls). With --purge it also deletes the
 # cluster's and S3 server's data, so the next hack/up.sh starts empty. Built binaries stay.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -10,12 +10,12 @@ names=()
 for arg in "$@"; do
   case "$arg" in
     --purge) purge=true ;;
-    etcd | kube-apiserver | kube-controller-manager | s3 | s3-tls) names+=("$arg") ;;
-    *) die "usage: $0 [--purge] [etcd|kube-apiserver|kube-controller-manager|s3|s3-tls ...]" ;;
+    node | etcd | kube-apiserver | kube-controller-manager | kube-scheduler | s3 | s3-tls) names+=("$arg") ;;
+    *) die "usage: $0 [--purge] [node|etcd|kube-apiserver|kube-controller-manager|kube-scheduler|s3|s3-tls ...]" ;;
   esac
 done
 # Stop in dependency order, whatever order the names came in.
-order=(kube-controller-manager kube-apiserver etcd s3-tls s3)
+order=(node kube-scheduler kube-controller-manager kube-apiserver etcd s3-tls s3)
 [ ${#names[@]} -gt 0 ] || names=("${order[@]}")
 
 stop() {
@@ -32,7 +32,8 @@ stop() {
 }
 
 for name in "${order[@]}"; do
-  [[ " ${names[*]} " == *" $name "* ]] && stop "$name"
+  [[ " ${names[*]} " == *" $name "* ]] || continue
+  if [ "$name" = node ]; then "$HACK_DIR/node.sh" stop; else stop "$name"; fi
 done
 if $purge; then
   say "deleting cluster and S3 data under $RUN_DIR"

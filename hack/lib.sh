@@ -57,3 +57,12 @@ start_bg() {
   setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$name.pid"
 }
+
+# need_apt COMMAND PACKAGE: install the Debian package PACKAGE when COMMAND is missing.
+need_apt() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  say "installing Debian package $2 (for $1)"
+  mkdir -p "$EDGE_CACHE"
+  if [ ! -f "$EDGE_CACHE/.apt-updated" ]; then apt-get update -qq >&2 && touch "$EDGE_CACHE/.apt-updated"; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 || die "apt-get install $2 failed"
+}

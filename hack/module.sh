@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Runs the Pepr module against the cluster that hack/up.sh started.
-#   hack/module.sh start   the built module as `pepr deploy` runs it (hack/deploy-local.ts): under
-#                          the ServiceAccount and scoped RBAC of dist/, admission and watcher as
-#                          two processes; logs in $LOG_DIR/module.log (watcher) and
+#   hack/module.sh start   deploys the built module as `pepr deploy` does (hack/module-deploy.ts):
+#                          the manifest of dist/ with the controller image built here
+#                          (hack/module-image.sh, imported into the local node's containerd), so
+#                          the admission and watcher Deployments run as pods on the local node,
+#                          under their ServiceAccount, scoped RBAC and guard, behind their Services.
+#                          Waits until both roll out and admission answers through the webhook.
+#                          Pod logs are followed into $LOG_DIR/module.log (watcher) and
 #                          module-admission.log. Builds first when dist/ is older than the code.
-#   hack/module.sh stop    stops both and removes the webhook configurations (as an uninstall)
+#   hack/module.sh stop    deletes the webhook configurations and the Deployments (as an
+#                          uninstall) and waits until the pods are gone
 #   hack/module.sh run     `pepr dev` in the foreground, as cluster admin (npm run module:dev)
 # Applies the CRDs first. EDGE_UPLOAD_* in the environment override the settings the manifest
 # gives (README, "Module settings"), and EDGE_MODULE_LOG_LEVEL its log level.
@@ -14,8 +19,8 @@ cd "$HACK_DIR/.."
 export KUBECONFIG=${KUBECONFIG:-$KUBECONFIG_FILE}
 export PATH=$RUN_DIR/path:$PATH
 uuid=$(node -p 'require("./package.json").pepr.uuid')
-DEPLOY_DIR=$RUN_DIR/module
-PKI=$RUN_DIR/pki
+NS=pepr-system
+DEPLOYMENTS=("pepr-$uuid" "pepr-$uuid-watcher")
 
 webhooks_gone() { ! kubectl get mutatingwebhookconfiguration "pepr-$uuid" >/dev/null 2>&1; }
 # Ready when admission answers for real: a server-side dry run of the seed workload passes
@@ -24,7 +29,6 @@ serving() {
   ! webhooks_gone &&
     kubectl create --dry-run=server -n default -o name -f manifests/samples/os-stats-workload.yaml >/dev/null 2>&1
 }
-healthy() { curl -sfk "https://127.0.0.1:$1/healthz" >/dev/null; }
 
 # The bundle is stale when any source it is built from is newer.
 built() {
@@ -42,8 +46,16 @@ stop_process() {
   rm -f "$RUN_DIR/$name.pid"
 }
 
-start_process() { # NAME ROLE
-  NODE_PATH=$PWD/node_modules start_bg "$1" node hack/run-module.mjs "$DEPLOY_DIR" "$2"
+pods_gone() { [ -z "$(kubectl get pods -n "$NS" -l pepr.dev/controller -o name 2>/dev/null)" ]; }
+
+rollout() {
+  local d
+  for d in "${DEPLOYMENTS[@]}"; do
+    kubectl rollout status -n "$NS" "deployment/$d" --timeout=180s >&2 && continue
+    kubectl get pods -n "$NS" -o wide >&2
+    kubectl describe pods -n "$NS" -l pepr.dev/controller | tail -n 30 >&2
+    die "deployment/$d did not roll out"
+  done
 }
 
 case "${1:-start}" in
@@ -52,27 +64,25 @@ case "${1:-start}" in
     exec npx --no-install pepr dev --host localhost --yes ;;
   start)
     running module && { say "module already running"; exit 0; }
-    port_busy 3000 && die "port 3000 is in use by another process; the module's admission needs it"
-    port_busy 3001 && die "port 3001 is in use by another process; the module's watcher needs it"
+    running node || die "the local node is not running: start the cluster first (hack/up.sh)"
     built || bash hack/build-module.sh >&2
     kubectl apply -f manifests/crds/ >/dev/null
-    say "deploying the built module (scoped RBAC, admission and watcher processes); logs: $LOG_DIR/module.log, $LOG_DIR/module-admission.log"
-    npx --no-install tsx hack/deploy-local.ts prepare "$DEPLOY_DIR" "$PKI" >/dev/null
+    read -r image archive < <(bash hack/module-image.sh)
+    bash hack/node.sh import "$archive"
+    say "deploying the built module ($image): admission and watcher pods; logs: $LOG_DIR/module.log, $LOG_DIR/module-admission.log"
     mkdir -p "$LOG_DIR"
     : >"$LOG_DIR/module.log"
     : >"$LOG_DIR/module-admission.log"
-    start_process module-admission admission
-    start_process module watcher
-    wait_for module-admission 120 healthy 3000
-    wait_for module 120 healthy 3001
-    npx --no-install tsx hack/deploy-local.ts webhooks "$PKI" >/dev/null
+    start_bg module node hack/pod-logs.mjs "$RUN_DIR/node/pod-logs" "${NS}_pepr-$uuid-" "$LOG_DIR"
+    npx --no-install tsx hack/module-deploy.ts apply "$image" >/dev/null
+    rollout
     wait_for module-admission 60 serving ;;
   stop)
-    running module || running module-admission || exit 0
+    running module || [ -n "$(kubectl get deployment -n "$NS" -o name 2>/dev/null)" ] || exit 0
     say "stopping the module"
-    npx --no-install tsx hack/deploy-local.ts undeploy >/dev/null
+    npx --no-install tsx hack/module-deploy.ts undeploy >/dev/null
+    wait_for module 60 pods_gone
     stop_process module
-    stop_process module-admission
     webhooks_gone || die "the module's webhook configurations are still there" ;;
   *) die "usage: $0 start|stop|run" ;;
 esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes, once, the keys and certificates of the local cluster and S3 server under $RUN_DIR/pki:
-# a cluster CA with the API server's serving cert, the service-account signing key pair, the
-# admin token, the locally run module's serving cert, and a separate CA with the S3 server's TLS cert. Nothing here leaves the machine.
+# a cluster CA with the API server's serving cert and kubelet client cert, the service-account
+# signing key pair, the admin and node tokens, and a separate CA with the S3 server's TLS cert. Nothing here leaves the machine.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -35,9 +35,22 @@ if [ ! -f sa.key ]; then
 fi
 [ -f admin.token ] || openssl rand -hex 24 >admin.token
 [ -f tokens.csv ] || echo "$(cat admin.token),admin,admin-uid,system:masters" >tokens.csv
+# The local node's kubelet (hack/node.sh), as the Node authorizer knows it.
+grep -q ',system:node:edge-node,' tokens.csv ||
+  echo "$(openssl rand -hex 24),system:node:edge-node,node-uid,system:nodes" >>tokens.csv
 
-# The module's admission server when hack/module.sh runs it outside a cluster.
-serving module ca "IP:127.0.0.1,DNS:localhost"
+# client NAME CN O: a client cert signed by the cluster CA.
+client() {
+  [ -f "$1.crt" ] && return 0
+  openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "/O=$3/CN=$2" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n' >"$1.ext"
+  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+    -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+  rm -f "$1.csr" "$1.ext"
+}
+# The API server's identity towards kubelets (logs, exec).
+client apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
+
 
 ca s3-ca "edge-upload test S3 CA"
 serving s3 s3-ca "IP:127.0.0.1,DNS:localhost"

@@ -60,7 +60,7 @@ suite() {
 
 show_server_logs() { # [extra log names]
   local log name
-  for name in etcd kube-apiserver kube-controller-manager s3 s3-tls "$@"; do
+  for name in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet containerd s3 s3-tls "$@"; do
     log=$LOG_DIR/$name.log
     [ -f "$log" ] || continue
     echo "---- last lines of $log" >&2
@@ -85,7 +85,7 @@ suite "unit tests" test/unit
 
 # Services: start what is not running, stop exactly that on exit.
 started=()
-for name in etcd kube-apiserver kube-controller-manager s3 s3-tls; do running "$name" || started+=("$name"); done
+for name in etcd kube-apiserver kube-controller-manager kube-scheduler node s3 s3-tls; do running "$name" || started+=("$name"); done
 module_started=false
 provisioner_started=false
 cleanup() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts the local test cluster (etcd, kube-apiserver, kube-controller-manager) and the S3
-# server (versitygw, plain HTTP and TLS) on 127.0.0.1, building them first if needed.
+# Starts the local test cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, and
+# a node: containerd and a kubelet, hack/node.sh) and the S3 server (versitygw, plain HTTP and
+# TLS) on 127.0.0.1, building them first if needed.
 # Idempotent: whatever already runs is left alone. Prints shell `export` lines, so
 #   eval "$(hack/up.sh)"
 # sets up a shell. Progress goes to stderr; logs go to $LOG_DIR. Stop with hack/down.sh.
@@ -84,7 +85,9 @@ start_apiserver() {
     --secure-port "$APISERVER_PORT" --cert-dir "$PKI" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/ca.crt" --token-auth-file "$PKI/tokens.csv" \
-    --authorization-mode RBAC \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+    --enable-aggregator-routing=true \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-account-max-token-expiration 8760h \
@@ -100,12 +103,19 @@ start_controller_manager() {
   say "starting kube-controller-manager $K8S_VERSION"
   start_bg kube-controller-manager "$BIN_DIR/kube-controller-manager-$K8S_VERSION" \
     --kubeconfig "$KUBECONFIG_FILE" --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 \
-    --controllers namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller \
+    --controllers namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller,deployment-controller,replicaset-controller,endpoints-controller,endpointslice-controller,pod-garbage-collector-controller,node-lifecycle-controller \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --use-service-account-credentials=false
   # The root CA publisher is the last controller to act on a new namespace: once its ConfigMap
   # is in "default", the controllers are running.
   wait_for kube-controller-manager 120 kubectl --kubeconfig "$KUBECONFIG_FILE" -n default get configmap kube-root-ca.crt
+}
+
+start_scheduler() {
+  running kube-scheduler && return 0
+  say "starting kube-scheduler $K8S_VERSION"
+  start_bg kube-scheduler "$BIN_DIR/kube-scheduler-$K8S_VERSION" \
+    --kubeconfig "$KUBECONFIG_FILE" --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
 }
 
 # start_s3 NAME PORT [TLS flags]: one versitygw gateway; both share the same data directory.
@@ -132,10 +142,12 @@ start_etcd
 start_apiserver
 write_kubeconfig
 start_controller_manager
+start_scheduler
 start_s3 s3 "$S3_PORT"
 start_s3 s3-tls "$S3_TLS_PORT" --cert "$PKI/s3.crt" --key "$PKI/s3.key"
 wait_for s3 30 s3_answers "http://127.0.0.1:$S3_PORT/"
 wait_for s3-tls 30 s3_answers --cacert "$PKI/s3-ca.crt" "https://127.0.0.1:$S3_TLS_PORT/"
+"$HACK_DIR/node.sh" start
 say "ready: cluster at $API, S3 at http://127.0.0.1:$S3_PORT and https://127.0.0.1:$S3_TLS_PORT; logs in $LOG_DIR"
 
 cat <<ENV

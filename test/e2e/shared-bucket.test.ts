@@ -17,6 +17,7 @@ import { tempDir } from "../support/device-files";
 import { testEnv } from "../support/env";
 import { eventually } from "../support/eventually";
 import { kubectl, kubectlOk } from "../support/kubectl";
+import { moduleMetrics } from "../support/module";
 import { uniqueName } from "../support/names";
 import { getObject, listKeys, newBucket } from "../support/s3";
 
@@ -201,10 +202,8 @@ test("two workloads on one device with overlapping targets: the later one is lef
 
 /** `name{labels} value` lines of Pepr's /metrics (the watcher's server, which reconciles). */
 async function scrapeModule(): Promise<Map<string, number>> {
-  const out = spawnSync("curl", ["-sfk", "https://127.0.0.1:3001/metrics"], { encoding: "utf8" });
-  assert.is(out.status, 0, out.stderr);
   return new Map(
-    out.stdout
+    moduleMetrics()
       .split("\n")
       .filter(l => l && !l.startsWith("#"))
       .map(l => [l.slice(0, l.lastIndexOf(" ")), Number(l.slice(l.lastIndexOf(" ") + 1))]),

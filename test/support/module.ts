@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { testEnv } from "./env";
+import { kubectlOk } from "./kubectl";
 
 /** `hack/module.sh start|stop`; `settings` set (a string) or unset (undefined) EDGE_UPLOAD_* variables. */
 export function moduleCommand(
@@ -38,4 +39,16 @@ export function reconcilesSince(mark: number, namespace: string, name: string): 
     .split("\n")
     .filter(line => line.includes(device) && line.includes('"msg":"device reconciled"'))
     .filter(line => (JSON.parse(line) as { time: number }).time >= mark).length;
+}
+
+const uuid = (JSON.parse(readFileSync("package.json", "utf8")) as { pepr: { uuid: string } }).pepr
+  .uuid;
+
+/** Pepr's /metrics of the watcher pod, through its Service and the API server's service proxy. */
+export function moduleMetrics(): string {
+  return kubectlOk([
+    "get",
+    "--raw",
+    `/api/v1/namespaces/pepr-system/services/https:pepr-${uuid}-watcher:443/proxy/metrics`,
+  ]);
 }
