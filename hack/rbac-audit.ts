@@ -56,7 +56,7 @@ function used(text: string): Map<string, { ok: number; refused: number }> {
     const event = JSON.parse(line) as AuditEvent;
     if (event.user.username !== USER || !event.objectRef?.resource) continue;
     // kubectl with the module's token is a test playing attacker (guard.test.ts) or
-    // deploy-local.ts playing Pepr's controller: only the module's own processes count.
+    // a person with its token: only the module's own pods count.
     if (event.userAgent?.startsWith("kubectl/")) continue;
     const ref = event.objectRef;
     const resource = ref.subresource ? `${ref.resource}/${ref.subresource}` : ref.resource!;

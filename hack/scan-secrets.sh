@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # hack/scan-secrets.sh FILE|DIR...: searches logs and test output for the test run's secrets:
-# the S3 secret key (as it is and base64-encoded, as a Secret's data holds it), the admin token,
+# the S3 secret key (as it is and base64-encoded, as a Secret's data holds it), the static tokens
+# (admin, the local node's kubelet),
 # and any JSON Web Token (ServiceAccount and device tokens). Prints each file with its count of
 # hits, never the values; exits 1 on any hit. It first proves itself on a planted secret, so a
 # scan that cannot find anything fails instead of passing.
@@ -10,7 +11,7 @@ patterns=$(mktemp)
 trap 'rm -f "$patterns" "$planted"' EXIT
 {
   printf '%s\n' "$S3_SECRET_KEY" "$(printf '%s' "$S3_SECRET_KEY" | base64)"
-  [ -f "$RUN_DIR/pki/admin.token" ] && cat "$RUN_DIR/pki/admin.token"
+  [ -f "$RUN_DIR/pki/tokens.csv" ] && cut -d, -f1 "$RUN_DIR/pki/tokens.csv" # admin and node
 } >"$patterns"
 jwt='eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+'
 scan() { # prints "count file" for every file with hits
