@@ -113,7 +113,7 @@ async function allCorrect(configs: Informer<string>, want: string, from: number)
 }
 
 function rssMiB(): { rss: number; peak: number } {
-  const pid = readFileSync(join(RUN_DIR, "module.pid"), "utf8").trim();
+  const pid = execFileSync("bash", ["hack/module-pid.sh", "watcher"], { encoding: "utf8" }).trim();
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const field = (f: string) =>
     Math.round(Number(new RegExp(`${f}:\\s+(\\d+)`).exec(status)![1]) / 1024);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The module's memory with many Secrets it has no use for: starts the module as deployed
-# (hack/module.sh), reads the RSS of its watcher and admission processes, creates N unrelated
+# (hack/module.sh: pods on the local node), reads the RSS of the module in its watcher and an
+# admission pod, creates N unrelated
 # Secrets of 8 KiB in 10 other namespaces, waits, reads them again (and the watcher's peak),
 # then deletes the namespaces and stops the module. Needs the local cluster (eval "$(hack/up.sh)").
 #   bench/module-memory.sh [--secrets N] [--settle SECONDS]   (defaults: 5000, 45)
@@ -20,10 +21,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-rss() { awk -v f="$2" '$1 == f":" { print int($2 / 1024) }' "/proc/$(cat "$RUN_DIR/$1.pid")/status"; }
+rss() { awk -v f="$2" '$1 == f":" { print int($2 / 1024) }' "/proc/$(hack/module-pid.sh "$1")/status"; }
 report() { # LABEL
   printf '%-34s watcher %4s MiB (peak %4s MiB)   admission %4s MiB\n' "$1" \
-    "$(rss module VmRSS)" "$(rss module VmHWM)" "$(rss module-admission VmRSS)"
+    "$(rss watcher VmRSS)" "$(rss watcher VmHWM)" "$(rss admission VmRSS)"
 }
 
 running module && die "the module is running: stop it first (hack/module.sh stop), so it starts fresh"

@@ -15,6 +15,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$HACK_DIR/node-net.env"
 NODE=$RUN_DIR/node
+# The default umask, whatever the caller's: containerd makes the containers' root filesystems
+# with it, and one of 077 leaves them unreadable to the pods' users.
+umask 022
 SOCK=$NODE/containerd.sock
 PAUSE_VERSION=1
 PAUSE_REF=localhost/edge-upload/pause:$PAUSE_VERSION

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command (`npm test`): static checks and unit tests; then, against the local cluster
-# and S3 server, integration tests; then, with the built module running under its own scoped
-# RBAC (hack/module.sh) and the test OBC provisioner, module tests, end-to-end tests and the
-# demo; then the audit of the module's requests against its rules. It starts whatever is not running and
+# and S3 server (and its node: hack/node.sh), integration tests; then, with the built module
+# deployed as pods on that node (hack/module.sh: its image, scoped RBAC, webhook Service) and the
+# test OBC provisioner, module tests, end-to-end tests and the demo; then the audit of the module's requests against its rules. It starts whatever is not running and
 # stops exactly that. Ends with one line "N passed, N failed": each check (lint, build, demo,
 # clean module stop) counts as one test; uvu suites count their own tests, and a suite that
 # crashes without a summary counts as one failure.

@@ -27,7 +27,7 @@ claim_port() {
 ADMIN_TOKEN=$(cat "$PKI/admin.token")
 API=https://127.0.0.1:$APISERVER_PORT
 
-write_kubeconfig() {
+write_kubeconfig() (
   umask 077
   cat >"$KUBECONFIG_FILE" <<KC
 apiVersion: v1
@@ -46,7 +46,7 @@ contexts:
     context: { cluster: edge-local, user: admin }
 current-context: edge-local
 KC
-}
+)
 
 start_etcd() {
   running etcd && return 0
@@ -87,7 +87,7 @@ start_apiserver() {
     --client-ca-file "$PKI/ca.crt" --token-auth-file "$PKI/tokens.csv" \
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
     --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
-    --enable-aggregator-routing=true \
+    --enable-aggregator-routing=true --kubelet-preferred-address-types InternalIP \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-account-max-token-expiration 8760h \

@@ -45,11 +45,14 @@ export async function getObject(bucket: string, key: string, client = s3): Promi
   return Buffer.from(await object.Body!.transformToByteArray());
 }
 
-/** Every request the S3 server logged for `bucket`, as operation names (s3_PutObject, ...). */
-export function serverRequests(bucket: string): string[] {
-  const log = readFileSync(join(testEnv.logDir, "s3-access.log"), "utf8");
+/**
+ * Every request the S3 server logged for `bucket`, as operation names (s3_PutObject, ...); `log`
+ * is the plain endpoint's access log unless the TLS one (s3-tls-access.log) is named.
+ */
+export function serverRequests(bucket: string, log = "s3-access.log"): string[] {
+  const text = readFileSync(join(testEnv.logDir, log), "utf8");
   const ops: string[] = [];
-  for (const line of log.split("\n")) {
+  for (const line of text.split("\n")) {
     const fields = line.split(" ");
     if (fields[1] === bucket) ops.push(fields[7]);
   }
