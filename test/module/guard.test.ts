@@ -6,7 +6,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
-import { testEnv } from "../support/env";
 import { kubectl, kubectlOk } from "../support/kubectl";
 import { uniqueName } from "../support/names";
 
@@ -22,10 +21,17 @@ function refused(args: string[], why: RegExp, input?: string): void {
 }
 
 test.before(() => {
-  const config = JSON.parse(readFileSync(testEnv.moduleKubeconfig, "utf8")) as {
-    users: { user: { token: string } }[];
-  };
-  token = config.users[0].user.token;
+  // A token of the module's ServiceAccount, as its pods hold one (projected into each).
+  const uuid = (JSON.parse(readFileSync("package.json", "utf8")) as { pepr: { uuid: string } }).pepr
+    .uuid;
+  token = kubectlOk([
+    "create",
+    "token",
+    `pepr-${uuid}`,
+    "-n",
+    "pepr-system",
+    "--duration=1h",
+  ]).trim();
   kubectlOk(["create", "namespace", ns]);
   kubectlOk(["create", "serviceaccount", "someone", "-n", ns]);
   kubectlOk(["create", "secret", "generic", "theirs", "-n", ns, "--from-literal=k=v"]);

@@ -2,8 +2,6 @@
  * What integration tests know about the local servers: the variables `hack/up.sh` prints.
  * A test run without them fails at once with the command that sets them.
  */
-import { dirname, join } from "node:path";
-
 function required(name: string): string {
   const value = process.env[name];
   if (!value) {
@@ -35,9 +33,5 @@ export const testEnv = {
   },
   get logDir() {
     return required("EDGE_LOG_DIR");
-  },
-  /** The running module's own kubeconfig (its ServiceAccount's token; hack/module.sh). */
-  get moduleKubeconfig() {
-    return join(dirname(required("EDGE_LOG_DIR")), "module", "kubeconfig");
   },
 };
