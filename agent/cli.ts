@@ -27,6 +27,7 @@ import { AgentMetrics, serveMetrics } from "./metrics";
 import { lockStateDir, type StateLock } from "./state-lock";
 import { RateLimiter } from "./sync/rate-limit";
 import { filesWaiting } from "./status";
+import { isSea } from "node:sea";
 import { formatBytes } from "./config/quantity";
 
 // The SDK warns on Node 20 that its future releases need Node 22. The agent ships its SDK
@@ -35,6 +36,12 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 declare const AGENT_VERSION: string | undefined;
 const version = typeof AGENT_VERSION === "string" ? AGENT_VERSION : "dev";
+
+/** `--version`: the agent's version, then the Node.js it runs on (built in, as one executable). */
+function versionText(): string {
+  const builtIn = isSea() ? " (built in: single executable)" : "";
+  return `${version}\nNode.js ${process.versions.node}${builtIn}`;
+}
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`flotta-agent: ${message}\n`);
@@ -266,7 +273,7 @@ async function main(): Promise<void> {
   if (!parsed.ok) fail(`${parsed.error}\nRun "flotta-agent --help" for usage.`);
   const options = parsed.options;
   if (options.command === "help") return void process.stdout.write(`${USAGE}\n`);
-  if (options.command === "version") return void process.stdout.write(`${version}\n`);
+  if (options.command === "version") return void process.stdout.write(`${versionText()}\n`);
   if (options.command === "status") return status(options);
 
   const log = createLogger(options.logLevel);

@@ -224,18 +224,19 @@ function deviceKubeconfig(): string {
 
 function startDevice(): void {
   heading(
-    "The device: a kubeconfig that can read only its own config, and the agent from its tarball",
+    "The device: a kubeconfig that can read only its own config, and the agent's single executable",
   );
   rmSync(demoDir, { recursive: true, force: true });
   mkdirSync(join(demoDir, "device"), { recursive: true });
   const kubeconfig = deviceKubeconfig();
-  spawnSync("tar", ["-xzf", `dist/flotta-agent-${version}.tgz`, "-C", join(demoDir, "device")]);
-  const bundle = join(demoDir, "device", `flotta-agent-${version}`, "flotta-agent.js");
+  // The x86-64 single executable's tarball: no Node.js needed on the device.
+  const tarball = `dist/flotta-agent-${version}-linux-x64.tgz`;
+  spawnSync("tar", ["-xzf", tarball, "-C", join(demoDir, "device")]);
+  const exe = join(demoDir, "device", `flotta-agent-${version}`, "flotta-agent");
   const log = openSync(join(demoDir, "agent.log"), "w");
   const agent = spawn(
-    process.execPath,
+    exe,
     [
-      bundle,
       "run",
       "--kubeconfig",
       kubeconfig,
@@ -252,7 +253,8 @@ function startDevice(): void {
   );
   writeFileSync(join(demoDir, "agent.pid"), String(agent.pid));
   agent.unref();
-  ok(`agent ${version} running from the unpacked tarball (log: ${join(demoDir, "agent.log")})`);
+  const about = spawnSync(exe, ["--version"], { encoding: "utf8" }).stdout.trim().split("\n");
+  ok(`agent ${about.join(", ")}, from ${tarball} (log: ${join(demoDir, "agent.log")})`);
 }
 
 async function uploadsAndSwitches(): Promise<void> {

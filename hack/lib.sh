@@ -61,8 +61,13 @@ start_bg() {
 # need_apt COMMAND PACKAGE: install the Debian package PACKAGE when COMMAND is missing.
 need_apt() {
   command -v "$1" >/dev/null 2>&1 && return 0
-  say "installing Debian package $2 (for $1)"
+  need_apt_packages "$2"
+}
+
+# need_apt_packages PACKAGE...: install these Debian packages.
+need_apt_packages() {
+  say "installing Debian packages $*"
   mkdir -p "$EDGE_CACHE"
   if [ ! -f "$EDGE_CACHE/.apt-updated" ]; then apt-get update -qq >&2 && touch "$EDGE_CACHE/.apt-updated"; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 || die "apt-get install $2 failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 || die "apt-get install $* failed"
 }

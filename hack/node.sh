@@ -30,8 +30,7 @@ install_packages() {
   need_apt runc runc
   need_apt iptables iptables
   need_apt socat socat
-  [ -x /usr/lib/cni/bridge ] || { say "installing Debian package containernetworking-plugins"; \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins >&2; }
+  [ -x /usr/lib/cni/bridge ] || need_apt_packages containernetworking-plugins
 }
 
 # The sandbox ("pause") image: a static program that sleeps until told to stop and reaps orphans.

@@ -36,12 +36,13 @@ check() {
   fi
 }
 
-# suite NAME DIR: one uvu run over DIR, counted from uvu's own summary.
+# suite NAME DIR [PATTERN]: one uvu run over DIR (its files matching PATTERN), counted from
+# uvu's own summary.
 suite() {
-  local name=$1 dir=$2 out rc total ok skipped bad
-  echo "== $name ($dir)" >&2
+  local name=$1 dir=$2 pattern=${3:-} out rc total ok skipped bad
+  echo "== $name ($dir${pattern:+ $pattern})" >&2
   out=$(mktemp)
-  timeout --kill-after=30 "${SUITE_TIMEOUT:-1800}" npx --no-install uvu -r tsx "$dir" 2>&1 | tee "$out"
+  timeout --kill-after=30 "${SUITE_TIMEOUT:-1800}" npx --no-install uvu -r tsx "$dir" ${pattern:+"$pattern"} 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   total=$(strip_ansi <"$out" | sed -n 's/^ *Total: *\([0-9]*\).*/\1/p' | tail -n1)
   ok=$(strip_ansi <"$out" | sed -n 's/^ *Passed: *\([0-9]*\).*/\1/p' | tail -n1)
@@ -82,6 +83,12 @@ check "prettier" npx --no-install prettier --check --log-level warn .
 check "typecheck" npx --no-install tsc --noEmit -p tsconfig.json
 check "pepr build" bash hack/build-module.sh
 suite "unit tests" test/unit
+# The agent as shipped: tarballs, single executables, .deb and .rpm, SBOM, checksums; and what
+# runs the arm64 executable here (qemu-user-static with arm64's C libraries).
+check "npm run agent:pack" npm run -s agent:pack
+need_apt qemu-aarch64-static qemu-user-static
+[ -f /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || need_apt_packages libc6-arm64-cross libstdc++6-arm64-cross
+agent_exe=$PWD/dist/flotta-agent-$(node -p 'require("./package.json").version')-linux-x64
 
 # Services: start what is not running, stop exactly that on exit.
 started=()
@@ -105,6 +112,9 @@ if env_lines=$(hack/up.sh); then
   export EDGE_UPLOAD_OBC_ENDPOINT=${EDGE_UPLOAD_OBC_ENDPOINT:-$EDGE_S3_ENDPOINT}
   audit_from=$(stat -c %s "$LOG_DIR/audit.log" 2>/dev/null || echo 0)
   suite "integration tests" test/integration || show_server_logs
+  # A representative part again, with every agent the x86-64 single executable.
+  EDGE_AGENT_EXE=$agent_exe suite "integration tests, agent as the single executable" \
+    test/integration '^agent-(sync|events|kube|crash|confinement)\.test\.ts$' || show_server_logs
   # The module (as deployed) and the test OBC provisioner, for the suites that need them.
   running module || module_started=true
   running obc-provisioner || provisioner_started=true

@@ -1,7 +1,8 @@
 #!/usr/bin/env sh
-# Installs the flotta agent: /opt/flotta-agent/flotta-agent.js, /etc/flotta-agent/agent.env
-# (root's; the agent user reads the kubeconfig or config there through its group), the system
-# user flotta-agent and the systemd unit, and (re)starts it. Needs Node.js >= 20 and
+# Installs the flotta agent: /opt/flotta-agent/flotta-agent (the single executable, when this
+# tarball has one that runs on this machine) or /opt/flotta-agent/flotta-agent.js (needs Node.js
+# >= 20), /etc/flotta-agent/agent.env (root's; the agent user reads the kubeconfig or config there
+# through its group), the system user flotta-agent and the systemd unit, and (re)starts it. Needs
 # root. PREFIX, ETC_DIR, SYSTEMD_UNIT_DIR and AGENT_USER move the places and the user.
 #   ./install.sh [--kubeconfig FILE --device NAMESPACE/NAME | --config FILE] [--no-start] [-- AGENT OPTIONS]
 # With a config source, agent.env is written from these arguments; when that changes an
@@ -27,9 +28,15 @@ while [ $# -gt 0 ]; do
 done
 if [ -n "$kubeconfig" ] && [ -z "$device" ]; then echo "install.sh: --kubeconfig needs --device NAMESPACE/NAME" >&2; exit 2; fi
 
-command -v node >/dev/null 2>&1 || { echo "install.sh: Node.js >= 20 is needed and not found" >&2; exit 1; }
-major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$major" -ge 20 ] || { echo "install.sh: Node.js >= 20 is needed, found $(node --version)" >&2; exit 1; }
+# The single executable when there is one for this machine (it runs), else the script on Node.js.
+if [ -f "$here/flotta-agent" ] && "$here/flotta-agent" --version >/dev/null 2>&1; then
+  program=flotta-agent
+else
+  program=flotta-agent.js
+  command -v node >/dev/null 2>&1 || { echo "install.sh: Node.js >= 20 is needed and not found" >&2; exit 1; }
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$major" -ge 20 ] || { echo "install.sh: Node.js >= 20 is needed, found $(node --version)" >&2; exit 1; }
+fi
 
 # The agent's own user: no login, no home; it reads the volumes through CAP_DAC_READ_SEARCH.
 if ! id "$user" >/dev/null 2>&1; then
@@ -61,7 +68,10 @@ done
 for name in agent.env agent.env.previous; do
   if [ -f "$etc/$name" ]; then chown root:root "$etc/$name" && chmod 0600 "$etc/$name"; fi
 done
-install -m 0755 "$here/flotta-agent.js" "$prefix/flotta-agent.js"
+install -m 0755 "$here/$program" "$prefix/$program"
+# What an earlier install of the other kind left.
+if [ "$program" = flotta-agent ]; then rm -f "$prefix/flotta-agent.js"; else rm -f "$prefix/flotta-agent"; fi
+if [ "$program" = flotta-agent ]; then run="$prefix/flotta-agent"; else run="/usr/bin/env node $prefix/flotta-agent.js"; fi
 install -m 0644 "$here/README.md" "$prefix/README.md"
 if [ -n "$kubeconfig" ]; then install -o root -g "$group" -m 0640 "$kubeconfig" "$etc/kubeconfig"; fi
 if [ -n "$config" ]; then install -o root -g "$group" -m 0640 "$config" "$etc/config.json"; fi
@@ -86,10 +96,11 @@ elif [ ! -f "$etc/agent.env" ]; then
   echo "install.sh: no agent.env yet: give --config FILE or --kubeconfig FILE --device NS/NAME" >&2; exit 2
 fi
 # The agent keeps a renewed token in its state dir (/var/lib/flotta-agent), never here.
-node "$prefix/flotta-agent.js" --version >/dev/null
+$run --version >/dev/null
 
 mkdir -p "$units"
 install -m 0644 "$here/flotta-agent.service" "$units/flotta-agent.service"
+sed -i "s|^ExecStart=.*|ExecStart=$run run \$FLOTTA_AGENT_ARGS|" "$units/flotta-agent.service"
 if [ "$user" != flotta-agent ]; then sed -i "s/^User=.*/User=$user/; s/^Group=.*/Group=$user/" "$units/flotta-agent.service"; fi
 # Only where systemd is the running init (not in containers or chroots) can the unit start.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
@@ -97,5 +108,5 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   if [ "$start" = yes ]; then systemctl enable flotta-agent && systemctl restart flotta-agent; fi
   echo "installed; logs: journalctl -u flotta-agent; settings: $etc/agent.env"
 else
-  echo "installed to $prefix (no systemd here): run  node $prefix/flotta-agent.js run $(sed -n 's/^FLOTTA_AGENT_ARGS="\(.*\)"/\1/p' "$etc/agent.env")"
+  echo "installed to $prefix (no systemd here): run  $run run $(sed -n 's/^FLOTTA_AGENT_ARGS="\(.*\)"/\1/p' "$etc/agent.env")"
 fi

@@ -10,22 +10,28 @@ import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { storageFor } from "../support/agent-cli";
 import {
-  grantDeviceAccess,
+  deviceNamespace,
+  reportedUpload,
   putConfigSecret,
   writeDeviceKubeconfig,
 } from "../support/device-access";
 import { tempDir } from "../support/device-files";
+import {
+  inBucket as bucketHolds,
+  unitJournal,
+  unitProperty,
+  writeFiles as writeDeviceFiles,
+} from "../support/device-uploads";
 import { testEnv } from "../support/env";
 import { eventually } from "../support/eventually";
-import { kubectl, kubectlOk } from "../support/kubectl";
+import { kubectl } from "../support/kubectl";
 import { uniqueName } from "../support/names";
-import { getObject, listKeys, newBucket, s3, serverRequests } from "../support/s3";
+import { newBucket, s3, serverRequests } from "../support/s3";
 import { bootSystemd, type SystemdDevice } from "../support/systemd-device";
 
 const version = (JSON.parse(readFileSync("package.json", "utf8")) as { version: string }).version;
@@ -36,39 +42,22 @@ let device: SystemdDevice;
 let bucket = "";
 let stats = ""; // the workload's folder, as the host sees it
 
-const md5 = (data: Buffer) => createHash("md5").update(data).digest("hex");
-const show = (property: string) =>
-  device.run(["systemctl", "show", "-p", property, "--value", "flotta-agent"]).trim();
-const journal = () => device.run(["journalctl", "-u", "flotta-agent", "--no-pager", "-o", "cat"]);
+const show = (property: string) => unitProperty(device, property);
+const journal = () => unitJournal(device);
 const uploads = () =>
   serverRequests(bucket, "s3-tls-access.log").filter(op =>
     ["s3_PutObject", "s3_UploadPart", "s3_CreateMultipartUpload"].includes(op),
   ).length;
-
-/** Files written as the workload writes them; their MD5 by key. */
-async function writeFiles(prefix: string, count: number, size: number) {
-  const written = new Map<string, string>();
-  for (let i = 0; i < count; i++) {
-    const data = randomBytes(size);
-    await writeFile(join(stats, `${prefix}-${i}.bin`), data);
-    written.set(`statistics/${prefix}-${i}.bin`, md5(data));
-  }
-  return written;
-}
-
-async function inBucket(files: Map<string, string>, what: string, timeoutMs = 60_000) {
-  await eventually(
+const writeFiles = (prefix: string, count: number, size: number) =>
+  writeDeviceFiles(stats, "statistics", prefix, count, size);
+const inBucket = (files: Map<string, string>, what: string, timeoutMs = 60_000) =>
+  bucketHolds(
+    bucket,
+    files,
     what,
-    async () => {
-      const keys = await listKeys(bucket);
-      return [...files.keys()].every(k => keys.has(k)) ? true : undefined;
-    },
     timeoutMs,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}; the unit's journal ends:\n${journal().slice(-4000)}`);
-  });
-  for (const [key, sum] of files) assert.is(md5(await getObject(bucket, key)), sum, key);
-}
+    () => `; the unit's journal ends:\n${journal().slice(-4000)}`,
+  );
 
 /** The agent's main process, as systemd knows it (a pid in the device). */
 const mainPid = () => {
@@ -88,12 +77,7 @@ test.before(async () => {
   device = await bootSystemd(root, ns);
   spawnSync("tar", ["-xzf", `dist/flotta-agent-${version}.tgz`, "-C", join(device.rootfs, "root")]);
 
-  kubectlOk(["apply", "-f", "manifests/crds/"]);
-  kubectlOk(["create", "namespace", ns]);
-  kubectlOk(["apply", "-n", ns, "-f", "-"], {
-    input: `{"apiVersion":"management.project-flotta.io/v1alpha1","kind":"EdgeDevice","metadata":{"name":"cam"},"spec":{}}`,
-  });
-  grantDeviceAccess(ns, "cam");
+  deviceNamespace(ns, "cam");
   bucket = await newBucket("systemd");
   const caBundle = readFileSync(testEnv.s3.tlsCaFile, "utf8");
   putConfigSecret(ns, "cam", storageFor(bucket, { endpoint: testEnv.s3.tlsEndpoint, caBundle }));
@@ -207,19 +191,7 @@ test("every agent path runs under its SystemCallFilter: events, TLS, lock, token
   assert.is.not(second.status, 0, second.stdout);
   assert.match(second.stderr, /another agent \(pid \d+\) uses the state dir/, second.stderr);
   // The device's status was reported through the API server.
-  await eventually(
-    "the agent's report in the EdgeDevice status",
-    () =>
-      kubectlOk([
-        "get",
-        "edgedevice",
-        "cam",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.status.dataUpload.lastUploadTime}",
-      ]) || undefined,
-  );
+  await reportedUpload(ns, "cam");
   assert.is(show("NRestarts"), "0", "the agent never crashed");
 });
 

@@ -112,6 +112,61 @@ test("unpacked into an empty directory, it installs and syncs with Node.js alone
 
 const unpackedDir = () => join(root, "device", `flotta-agent-${version}`);
 
+test("the x86-64 tarball: install.sh installs its single executable, which syncs with no Node.js", async () => {
+  const listing = sh("tar", ["-tzf", `dist/flotta-agent-${version}-linux-x64.tgz`]);
+  assert.ok(listing.includes(`flotta-agent-${version}/flotta-agent\n`), listing);
+  assert.not.ok(listing.includes("flotta-agent.js\n"), "the script is not in it");
+  const unpacked = join(root, "exe");
+  sh("mkdir", ["-p", unpacked]);
+  sh("tar", [
+    "-xzf",
+    `${process.cwd()}/dist/flotta-agent-${version}-linux-x64.tgz`,
+    "-C",
+    unpacked,
+  ]);
+  const bucket = await newBucket("exe-tarball");
+  const config = join(root, "exe-config.json");
+  await writeConfig(config, {
+    storage: storageFor(bucket),
+    workloads: [{ name: "w", paths: [{ source: "out", target: "t" }] }],
+  });
+  const prefix = join(root, "exe-opt");
+  const units = join(root, "exe-units");
+  // An earlier install of the script, replaced by the executable.
+  sh("mkdir", ["-p", prefix]);
+  await writeFile(join(prefix, "flotta-agent.js"), "// an older install\n");
+  sh(
+    "sh",
+    [join(unpacked, `flotta-agent-${version}`, "install.sh"), "--config", config, "--no-start"],
+    {
+      env: { PREFIX: prefix, ETC_DIR: join(root, "exe-etc"), SYSTEMD_UNIT_DIR: units },
+    },
+  );
+  assert.equal((await readdir(prefix)).sort(), ["README.md", "flotta-agent"]);
+  assert.match(
+    await readFile(join(units, "flotta-agent.service"), "utf8"),
+    new RegExp(`\nExecStart=${prefix}/flotta-agent run \\$FLOTTA_AGENT_ARGS\n`),
+  );
+  await writeTree(join(root, "exe-volumes", "w", "out"), { "hello.txt": "from the executable" });
+  // Run with an empty PATH: no node to find.
+  const run = spawnSync(
+    join(prefix, "flotta-agent"),
+    [
+      "sync",
+      "--once",
+      "--config",
+      config,
+      "--volumes-dir",
+      join(root, "exe-volumes"),
+      "--state-dir",
+      join(root, "exe-state"),
+    ],
+    { encoding: "utf8", env: { PATH: "" } },
+  );
+  assert.is(run.status, 0, run.stderr);
+  assert.is((await getObject(bucket, "t/hello.txt")).toString(), "from the executable");
+});
+
 test("the unit from the tarball passes systemd-analyze verify, with an exposure of at most 3.0", async () => {
   const unit = join(unpackedDir(), "flotta-agent.service");
   const text = await readFile(unit, "utf8");

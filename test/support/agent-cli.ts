@@ -1,6 +1,7 @@
 /**
  * Runs flotta-agent the way a device does: a separate process with flags, JSON logs on stderr.
- * From source by default; `bin` points at a packed bundle instead.
+ * From source by default; `bin` points at a packed bundle instead. With EDGE_AGENT_EXE set (the
+ * test command's second pass), every agent these tests start is that single executable.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
@@ -8,6 +9,13 @@ import type { DeviceConfigInput } from "../../agent/config/device-config";
 import { testEnv } from "./env";
 
 const FROM_SOURCE = ["--import", "tsx", "agent/cli.ts"];
+
+/** The command and its first arguments: a packed bundle on Node.js, the executable, or source. */
+function agentCommand(bin?: string): [string, string[]] {
+  if (bin) return [process.execPath, [bin]];
+  const exe = process.env.EDGE_AGENT_EXE;
+  return exe ? [exe, []] : [process.execPath, FROM_SOURCE];
+}
 
 export interface AgentRun {
   status: number | null;
@@ -25,7 +33,8 @@ export function runAgent(
     onSpawn?: (child: ChildProcess) => void;
   } = {},
 ): Promise<AgentRun> {
-  const child = spawn(process.execPath, [...(options.bin ? [options.bin] : FROM_SOURCE), ...args], {
+  const [command, first] = agentCommand(options.bin);
+  const child = spawn(command, [...first, ...args], {
     cwd: options.cwd ?? process.cwd(),
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -52,13 +61,10 @@ export interface RunningAgent {
 
 /** `flotta-agent run ...` in the background; `bin` runs a packed bundle instead of the source. */
 export function startAgent(args: string[], options: { bin?: string } = {}): RunningAgent {
-  const child = spawn(
-    process.execPath,
-    [...(options.bin ? [options.bin] : FROM_SOURCE), "run", ...args],
-    {
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
+  const [command, first] = agentCommand(options.bin);
+  const child = spawn(command, [...first, "run", ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr!.on("data", d => (stderr += d));
   const exited = new Promise<number | null>(resolve => child.on("close", resolve));

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { load } from "js-yaml";
 import { deviceConfigSecretName, type DeviceConfigInput } from "../../agent/config/device-config";
 import { testEnv } from "./env";
+import { eventually } from "./eventually";
 import { kubectlOk } from "./kubectl";
 
 export function grantDeviceAccess(namespace: string, device: string): void {
@@ -87,4 +88,40 @@ export function writeDeviceKubeconfig(
     "current-context": "device",
   };
   writeFileSync(path, JSON.stringify(kubeconfig), { mode: 0o600 });
+}
+
+/**
+ * A namespace of its own with EdgeDevice `device` (no spec: nothing for a module to do) and its
+ * access, for an agent that runs with the device's token. The CRDs are applied first.
+ */
+export function deviceNamespace(namespace: string, device: string): void {
+  kubectlOk(["apply", "-f", "manifests/crds/"]);
+  kubectlOk(["create", "namespace", namespace]);
+  kubectlOk(["apply", "-n", namespace, "-f", "-"], {
+    input: JSON.stringify({
+      apiVersion: "management.project-flotta.io/v1alpha1",
+      kind: "EdgeDevice",
+      metadata: { name: device },
+      spec: {},
+    }),
+  });
+  grantDeviceAccess(namespace, device);
+}
+
+/** Waits until the agent has reported an upload into the EdgeDevice's status; its time. */
+export function reportedUpload(namespace: string, device: string, timeoutMs = 30_000) {
+  return eventually(
+    "the agent's report in the EdgeDevice status",
+    () =>
+      kubectlOk([
+        "get",
+        "edgedevice",
+        device,
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.status.dataUpload.lastUploadTime}",
+      ]) || undefined,
+    timeoutMs,
+  );
 }
