@@ -31,6 +31,9 @@ if [ -n "$kubeconfig" ] && [ -z "$device" ]; then echo "install.sh: --kubeconfig
 # The single executable when there is one for this machine (it runs), else the script on Node.js.
 if [ -f "$here/flotta-agent" ] && "$here/flotta-agent" --version >/dev/null 2>&1; then
   program=flotta-agent
+elif [ ! -f "$here/flotta-agent.js" ]; then
+  echo "install.sh: this tarball's flotta-agent does not run on this machine ($(uname -m)); take the tarball for its architecture, or the one with flotta-agent.js (Node.js >= 20)" >&2
+  exit 1
 else
   program=flotta-agent.js
   command -v node >/dev/null 2>&1 || { echo "install.sh: Node.js >= 20 is needed and not found" >&2; exit 1; }

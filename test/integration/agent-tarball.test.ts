@@ -5,7 +5,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { lstat, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runAgent, storageFor, writeConfig } from "../support/agent-cli";
@@ -165,6 +165,72 @@ test("the x86-64 tarball: install.sh installs its single executable, which syncs
   );
   assert.is(run.status, 0, run.stderr);
   assert.is((await getObject(bucket, "t/hello.txt")).toString(), "from the executable");
+  // Nothing to fetch at start: it runs in a network namespace with no network at all.
+  const offline = spawnSync("unshare", ["--net", join(prefix, "flotta-agent"), "--version"], {
+    encoding: "utf8",
+  });
+  assert.is(offline.status, 0, offline.stderr);
+  assert.match(offline.stdout, /Node\.js 22\.\d+\.\d+ \(built in: single executable\)/);
+});
+
+test("the arm64 tarball on this x86-64 machine: install.sh says it does not fit, and installs nothing", async () => {
+  const unpacked = join(root, "arm");
+  sh("mkdir", ["-p", unpacked]);
+  sh("tar", [
+    "-xzf",
+    `${process.cwd()}/dist/flotta-agent-${version}-linux-arm64.tgz`,
+    "-C",
+    unpacked,
+  ]);
+  const prefix = join(root, "arm-opt");
+  const r = spawnSync(
+    "sh",
+    [
+      join(unpacked, `flotta-agent-${version}`, "install.sh"),
+      "--config",
+      join(root, "exe-config.json"),
+      "--no-start",
+    ],
+    {
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        PREFIX: prefix,
+        ETC_DIR: join(root, "arm-etc"),
+        SYSTEMD_UNIT_DIR: join(root, "arm-units"),
+      },
+    },
+  );
+  assert.is(r.status, 1);
+  assert.match(
+    r.stderr,
+    /flotta-agent does not run on this machine \(x86_64\); take the tarball for its architecture/,
+  );
+  assert.not.ok(existsSync(prefix), "installed something");
+});
+
+test("SHA256SUMS checks every artifact, and the SBOM names what is bundled and the Node.js", async () => {
+  const sums = spawnSync("sha256sum", ["-c", "SHA256SUMS"], { cwd: "dist", encoding: "utf8" });
+  assert.is(sums.status, 0, sums.stdout + sums.stderr);
+  assert.is(sums.stdout.trim().split("\n").length, 10, sums.stdout);
+  const sbom = JSON.parse(await readFile(`dist/flotta-agent-${version}.cdx.json`, "utf8")) as {
+    bomFormat: string;
+    specVersion: string;
+    components: { name: string; version: string; purl: string }[];
+  };
+  assert.is(sbom.bomFormat, "CycloneDX");
+  assert.is(sbom.specVersion, "1.5");
+  const sdk = JSON.parse(
+    await readFile("node_modules/@aws-sdk/client-s3/package.json", "utf8"),
+  ) as {
+    version: string;
+  };
+  assert.ok(
+    sbom.components.some(c => c.purl === `pkg:npm/%40aws-sdk/client-s3@${sdk.version}`),
+    "the S3 client, at the version bundled",
+  );
+  assert.ok(sbom.components.some(c => c.name === "node" && /^22\./.test(c.version)));
+  assert.not.ok(sbom.components.some(c => /pepr|kubernetes-fluent-client/.test(c.name)));
 });
 
 test("the unit from the tarball passes systemd-analyze verify, with an exposure of at most 3.0", async () => {
