@@ -68,6 +68,9 @@ need_apt() {
 need_apt_packages() {
   say "installing Debian packages $*"
   mkdir -p "$EDGE_CACHE"
-  if [ ! -f "$EDGE_CACHE/.apt-updated" ]; then apt-get update -qq >&2 && touch "$EDGE_CACHE/.apt-updated"; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 || die "apt-get install $* failed"
+  # Another of our scripts may be installing at the same time (hack/test.sh builds the servers
+  # beside its checks): wait for apt's and dpkg's locks instead of failing.
+  local wait=(-o DPkg::Lock::Timeout=600 -o APT::Lock::Timeout=600)
+  if [ ! -f "$EDGE_CACHE/.apt-updated" ]; then apt-get "${wait[@]}" update -qq >&2 && touch "$EDGE_CACHE/.apt-updated"; fi
+  DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y -qq "$@" >&2 || die "apt-get install $* failed"
 }

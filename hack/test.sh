@@ -75,6 +75,11 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund >&2 || { echo "0 passed, 1 failed"; exit 1; }
 fi
 
+# The servers build (minutes, when nothing is cached) while the static checks and unit tests run;
+# hack/up.sh finds them built, or builds what failed here and says why.
+hack/build-tools.sh >"$LOG_DIR/build-tools.out" 2>&1 &
+build_tools=$!
+
 export LOG_LEVEL=${LOG_LEVEL:-silent}
 # The SDK's notice that its 2027 releases need Node 22; ours is pinned.
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
@@ -103,6 +108,7 @@ cleanup() {
   started=()
 }
 trap cleanup EXIT
+wait "$build_tools" || echo "[test] building the servers failed (see $LOG_DIR/build-tools.out); hack/up.sh tries again" >&2
 echo "== starting local cluster and S3 server (hack/up.sh)" >&2
 if env_lines=$(hack/up.sh); then
   eval "$env_lines"

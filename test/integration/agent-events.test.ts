@@ -156,10 +156,14 @@ test("a write inotify does not report (a shared mapping) is found by the safety 
     join(source(), "mapped.bin"),
   ]);
   await eventually("the mapped write", objectIs("frames/mapped.bin", "bbbbbbbb"));
-  const passes = running
-    .logs()
-    .split("\n")
-    .filter(line => /"sent":1,/.test(line));
+  // The pass is logged when it ends, a moment after its upload is in the bucket.
+  const passes = await eventually("the pass that sent it, logged", () => {
+    const sent = running!
+      .logs()
+      .split("\n")
+      .filter(line => /"sent":1,/.test(line));
+    return sent.length >= 2 ? sent : undefined;
+  });
   assert.equal(
     passes.map(line => /"kind":"(\w+)"/.exec(line)?.[1]),
     ["scan", "scan"],
