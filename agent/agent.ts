@@ -502,7 +502,11 @@ export class Agent {
     const eventsOn = !!watcher && !watcher.unavailable;
     const failed = outcome.state === "failed";
     const retry = failed || (outcome.state === "synced" && needsRetry(outcome.report));
-    if (!eventsOn || retry) nextScan = Math.min(full ? Infinity : nextScan, Date.now() + wait);
+    // A source folder not made yet (its workload has not written) has no watch to tell of it:
+    // it is looked for at the interval, not at the rescan period.
+    const unwatched = eventsOn && unwatchedSource(watcher, this.config.current);
+    if (!eventsOn || retry || unwatched)
+      nextScan = Math.min(full ? Infinity : nextScan, Date.now() + wait);
     else if (full) nextScan = Date.now() + this.settings.rescanSeconds * 1000;
     // Files left for their quiet period: a scan as soon as the first of them has been quiet.
     const quietUntil = outcome.state === "synced" ? outcome.report.quietUntil : undefined;
@@ -580,6 +584,13 @@ function urgentChanges(watcher: ChangeWatcher, config: DeviceConfig) {
     for (const p of w.paths) if (p.priority) priorities.set(pathId(w.name, p.source), p.priority);
   if (!priorities.size) return undefined;
   return (priority: number) => watcher.takeWhere(id => (priorities.get(id) ?? 0) > priority);
+}
+
+/** Whether a data path of the config has no watch on its source folder (not there yet). */
+function unwatchedSource(watcher: ChangeWatcher, config: DeviceConfig | undefined): boolean {
+  return !!config?.workloads.some(w =>
+    w.paths.some(p => !watcher.watchesSource(pathId(w.name, p.source))),
+  );
 }
 
 /** A pass whose files did not all get through is followed by a full scan after the interval. */

@@ -50,6 +50,11 @@ export class ChangeWatcher {
     return this.watches.size;
   }
 
+  /** Whether data path `pathId`'s source folder is watched (one not made yet cannot be). */
+  watchesSource(pathId: string): boolean {
+    return this.watches.has(`${pathId}\0`);
+  }
+
   /** Watches a directory a pass listed (if not watched already). */
   directory(pathId: string, dir: WalkedDirectory): void {
     if (this.unavailable) return;

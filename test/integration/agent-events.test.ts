@@ -121,6 +121,22 @@ test("a folder replaced at the same path is watched again: later files in it go 
   await eventually("a later file in the new folder", objectIs("frames/sub/c.txt", "c"));
 });
 
+test("a source folder made after the start (a workload that had not written yet) is found at the interval, not the rescan", async () => {
+  await mkdir(volumes(), { recursive: true });
+  running = startAgent([...device(), "--interval", "1", "--rescan", HOUR]);
+  await eventually("events followed", logged(/following file events/));
+  await writeTree(source(), { "late.txt": "late" });
+  await eventually(
+    "the file in the folder made later",
+    objectIs("frames/late.txt", "late"),
+    15_000,
+  );
+  // Watched from then on: a file in it goes up by its event, with no scan for an hour.
+  await eventually("the folder watched", logged(/"sent":1,/));
+  await writeTree(source(), { "next.txt": "next" });
+  await eventually("the next file, by its event", objectIs("frames/next.txt", "next"), 15_000);
+});
+
 test("events turned off: the interval scan finds new files, and says so", async () => {
   await writeTree(source(), { "a.txt": "a" });
   running = startAgent([...device(), "--no-events", "--interval", "1"]);
