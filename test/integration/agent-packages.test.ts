@@ -72,8 +72,7 @@ test.before(async () => {
   bucket = await newBucket("packages");
   putConfigSecret(ns, "cam", storageFor(bucket));
   writeDeviceKubeconfig(join(device.rootfs, "root/device.kubeconfig"), ns, "cam");
-  stats = join(device.rootfs, "var/local/yggdrasil/device/volumes/os-stats/stats");
-  await mkdir(stats, { recursive: true });
+  stats = await device.statsFolder();
 });
 
 test.after(async () => {

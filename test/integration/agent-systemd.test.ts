@@ -11,7 +11,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { storageFor } from "../support/agent-cli";
 import {
@@ -83,8 +83,7 @@ test.before(async () => {
   putConfigSecret(ns, "cam", storageFor(bucket, { endpoint: testEnv.s3.tlsEndpoint, caBundle }));
   // TokenRequest's shortest lifetime, renewed at once (--token-renew-before all of it).
   writeDeviceKubeconfig(join(device.rootfs, "root", "device.kubeconfig"), ns, "cam", "10m");
-  stats = join(device.rootfs, "var/local/yggdrasil/device/volumes/os-stats/stats");
-  await mkdir(stats, { recursive: true });
+  stats = await device.statsFolder();
 });
 
 test.after(async () => {

@@ -14,6 +14,7 @@ import {
   condition,
   deviceConfig,
   namespaceWithExternalStorage,
+  workloadYaml,
 } from "../support/devices";
 import { deviceConfigSecretName } from "../../agent/config/device-config";
 import { testEnv } from "../support/env";
@@ -52,16 +53,12 @@ kind: EdgeDevice
 metadata: { name: ${name} }
 spec: { requestTime: "2026-12-07T00:00:00Z", storage: { s3: { configMapName: ext, secretName: ext, createOBC: false } } }
 `;
-const workload = (name: string) => `
-apiVersion: management.project-flotta.io/v1alpha1
-kind: EdgeWorkload
-metadata: { name: ${name} }
-spec:
-  device: cam-0
-  type: pod
-  pod: { spec: { containers: [{ name: app, image: quay.io/example/app:1 }] } }
-  data: { paths: [{ source: out, target: out }] }
-`;
+const workload = (name: string) =>
+  workloadYaml(
+    name,
+    "{ containers: [{ name: app, image: quay.io/example/app:1 }] }",
+    "[{ source: out, target: out }]",
+  );
 /** An EdgeWorkload through the webhooks, stored nowhere (server-side dry run). */
 const admitted = () =>
   kubectl(["create", "--dry-run=server", "-n", ns, "-o", "name", "-f", "-"], {

@@ -17,6 +17,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { eventually } from "./eventually";
 
@@ -55,6 +56,8 @@ const MASKED = [
 export interface SystemdDevice {
   /** The device's root directory, as seen from the host. */
   rootfs: string;
+  /** The seed workload's data folder (os-stats, source "stats"), made; as the host sees it. */
+  statsFolder(): Promise<string>;
   /** A command inside the device, as root. */
   exec(args: string[], input?: string): SpawnSyncReturns<string>;
   /** A command inside the device that must succeed; its stdout. */
@@ -205,6 +208,11 @@ export async function bootSystemd(dir: string, name: string): Promise<SystemdDev
 
   const device: SystemdDevice = {
     rootfs,
+    statsFolder: async () => {
+      const dir = join(rootfs, "var/local/yggdrasil/device/volumes/os-stats/stats");
+      await mkdir(dir, { recursive: true });
+      return dir;
+    },
     exec: (args, input) => runc(["exec", name, ...args], input),
     run: (args, input) => {
       const r = device.exec(args, input);
